@@ -1,0 +1,211 @@
+"""Command handlers: each idempotent and convergent, each ensuring its preconditions.
+
+Handlers depend only on the ports; they return an :class:`Outcome` (the result the
+status API shows, plus events to publish after the commit).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from consumers.errors import NotFoundError
+from consumers.notebook_codec import canonicalise, empty_notebook
+from consumers.ports import ContentsPort, HubPort, VersionStore
+from orchestrator.db.notebooks import StoredVersion
+from schemas import commands as c
+from schemas.events import CloudEvent, EventKind, NotebookSaved, SaveOrigin, make_event
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Everything a handler may touch."""
+
+    hub: HubPort
+    contents: ContentsPort
+    versions: VersionStore
+    hub_public_url: str
+    inline_content_max_bytes: int = 16_384
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event a handler asks to publish once its outcome is committed."""
+
+    kind: EventKind
+    data: Any
+    subject: str
+
+    def envelope(self, correlation_id: str | None, app_id: str | None) -> CloudEvent[Any]:
+        """The CloudEvents envelope to publish."""
+        return make_event(
+            self.kind,
+            self.data,
+            subject=self.subject,
+            correlation_id=correlation_id,
+            app_id=app_id,
+        )
+
+
+@dataclass
+class Outcome:
+    """What a handler achieved."""
+
+    result: dict[str, Any]
+    events: list[PendingEvent] = field(default_factory=list)
+
+
+def notebook_url(hub_public_url: str, user: str, path: str) -> str:
+    """The JupyterLab URL that opens ``path`` in ``user``'s server."""
+    return f"{hub_public_url.rstrip('/')}/user/{quote(user)}/lab/tree/{quote(path)}"
+
+
+def saved_event(
+    version: StoredVersion, origin: SaveOrigin, content: dict[str, Any] | None
+) -> PendingEvent:
+    """The ``notebook.saved`` event for a stored version."""
+    return PendingEvent(
+        EventKind.NOTEBOOK_SAVED,
+        NotebookSaved(
+            user=version.user,
+            path=version.path,
+            version_id=version.id,
+            sha256=version.sha256,
+            size=version.size,
+            origin=origin,
+            saved_at=version.created_at,
+            content=content,
+        ),
+        subject=f"{version.user}/{version.path}",
+    )
+
+
+async def ensure_user(cmd: c.EnsureUser, ports: Ports, _id: uuid.UUID) -> Outcome:
+    """Create the Hub user if missing (201 and 409 both succeed)."""
+    created = await ports.hub.ensure_user(cmd.user)
+    return Outcome({"user": cmd.user, "created": created})
+
+
+async def _ensure_server(user: str, ports: Ports) -> str:
+    state = await ports.hub.server_state(user)
+    if not state.user_exists:
+        await ports.hub.ensure_user(user)
+    return await ports.hub.start_server(user, state)
+
+
+async def start_server(cmd: c.StartServer, ports: Ports, _id: uuid.UUID) -> Outcome:
+    """Ensure the user and a ready server (one Hub call when it already runs)."""
+    url = await _ensure_server(cmd.user, ports)
+    return Outcome({"user": cmd.user, "server_url": ports.hub_public_url.rstrip("/") + url})
+
+
+async def stop_server(cmd: c.StopServer, ports: Ports, _id: uuid.UUID) -> Outcome:
+    """Stop the user's server; nothing to stop is success."""
+    await ports.hub.stop_server(cmd.user)
+    return Outcome({"user": cmd.user, "stopped": True})
+
+
+async def create(cmd: c.CreateNotebook, ports: Ports, _id: uuid.UUID) -> Outcome:
+    """Create an empty notebook at ``path`` (kept if it exists) or untitled in ``folder``."""
+    await _ensure_server(cmd.user, ports)
+    if cmd.folder is not None:
+        await ports.contents.ensure_folder(cmd.user, cmd.folder)
+        path = await ports.contents.new_untitled(cmd.user, cmd.folder)
+        return Outcome({"path": path, "created": True})
+    assert cmd.path is not None
+    await ports.contents.ensure_parent(cmd.user, cmd.path)
+    if await ports.contents.exists(cmd.user, cmd.path):
+        return Outcome({"path": cmd.path, "created": False})
+    await ports.contents.write_notebook(cmd.user, cmd.path, empty_notebook())
+    return Outcome({"path": cmd.path, "created": True})
+
+
+async def _restore(
+    user: str, path: str, version_id: uuid.UUID | None, ports: Ports
+) -> StoredVersion:
+    if version_id is not None:
+        version = await ports.versions.version(version_id)
+        if version is None or version.user != user:
+            raise NotFoundError(f"no version {version_id} of user {user}")
+    else:
+        version = await ports.versions.latest(user, path)
+        if version is None:
+            raise NotFoundError(f"no stored version of {path} for user {user}")
+    text = await ports.versions.content(version.sha256)
+    if text is None:
+        raise NotFoundError(f"content of version {version.id} is missing")
+    await ports.contents.ensure_parent(user, path)
+    await ports.contents.write_notebook(user, path, json.loads(text))
+    return version
+
+
+async def restore(cmd: c.RestoreNotebook, ports: Ports, _id: uuid.UUID) -> Outcome:
+    """Write a stored version (given, or the latest) to ``path`` in the user's server."""
+    await _ensure_server(cmd.user, ports)
+    version = await _restore(cmd.user, cmd.path, cmd.version_id, ports)
+    return Outcome({"path": cmd.path, "version_id": str(version.id), "sha256": version.sha256})
+
+
+async def save(cmd: c.SaveNotebook, ports: Ports, command_id: uuid.UUID) -> Outcome:
+    """Read ``path``, validate it, store a new version unless identical to the latest."""
+    await _ensure_server(cmd.user, ports)
+    canonical = canonicalise(await ports.contents.read_notebook(cmd.user, cmd.path))
+    version = await ports.versions.add_version(
+        user=cmd.user,
+        path=cmd.path,
+        content=canonical.text,
+        sha256=canonical.sha256,
+        origin=SaveOrigin.COMMAND,
+        command_id=command_id,
+    )
+    events = []
+    if version.created:
+        inline = canonical.as_dict() if canonical.size <= ports.inline_content_max_bytes else None
+        events.append(saved_event(version, SaveOrigin.COMMAND, inline))
+    return Outcome(
+        {
+            "path": cmd.path,
+            "version_id": str(version.id),
+            "sha256": version.sha256,
+            "size": version.size,
+            "new_version": version.created,
+        },
+        events,
+    )
+
+
+async def open_notebook(cmd: c.OpenNotebook, ports: Ports, _id: uuid.UUID) -> Outcome:
+    """Ensure user and server; keep the file if present, else restore latest or create."""
+    await _ensure_server(cmd.user, ports)
+    restored: str | None = None
+    if not await ports.contents.exists(cmd.user, cmd.path):
+        latest = await ports.versions.latest(cmd.user, cmd.path)
+        if latest is not None:
+            restored = str((await _restore(cmd.user, cmd.path, latest.id, ports)).id)
+        else:
+            await ports.contents.ensure_parent(cmd.user, cmd.path)
+            await ports.contents.write_notebook(cmd.user, cmd.path, empty_notebook())
+    return Outcome(
+        {
+            "path": cmd.path,
+            "restored_version_id": restored,
+            "launch_url": notebook_url(ports.hub_public_url, cmd.user, cmd.path),
+        }
+    )
+
+
+Handler = Callable[[Any, Ports, uuid.UUID], Awaitable[Outcome]]
+
+HANDLERS: dict[c.CommandType, Handler] = {
+    c.CommandType.ENSURE_USER: ensure_user,
+    c.CommandType.START_SERVER: start_server,
+    c.CommandType.STOP_SERVER: stop_server,
+    c.CommandType.CREATE: create,
+    c.CommandType.RESTORE: restore,
+    c.CommandType.SAVE: save,
+    c.CommandType.OPEN: open_notebook,
+}

@@ -1,0 +1,115 @@
+"""The consumer process: wire adapters to the processor and consume the partitions.
+
+Each process subscribes at once to its *home* partitions (``index`` of ``count``)
+and, after a grace period, to all the others as a standby: with single-active-
+consumer the first subscriber of a queue is active, so processes started together
+share the partitions, and a survivor takes over those of a process that died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+
+from consumers.contents_client import ContentsClient
+from consumers.handlers import Ports
+from consumers.hub_client import HubClient
+from consumers.outbox import Outbox
+from consumers.processor import CommandProcessor
+from orchestrator.bus.connection import connect
+from orchestrator.bus.publisher import ConfirmedPublisher
+from orchestrator.bus.topology import declare_topology
+from orchestrator.db.commands import CommandStore
+from orchestrator.db.engine import create_schema, make_engine, make_sessionmaker
+from orchestrator.db.notebooks import NotebookStore
+from orchestrator.settings import ConsumerSettings
+from schemas.topology import Partitioning
+
+log = structlog.get_logger(__name__)
+STANDBY_GRACE_SECONDS = 3.0
+
+
+def home_partitions(partitions: int, index: int, count: int) -> list[int]:
+    """Partitions this process subscribes to first."""
+    return [p for p in range(partitions) if p % count == index % count]
+
+
+@dataclass(frozen=True)
+class ConsumerRuntime:
+    """The wired processor and the broker connection it publishes on."""
+
+    processor: CommandProcessor
+    connection: AbstractRobustConnection
+
+
+@contextlib.asynccontextmanager
+async def consumer_runtime(settings: ConsumerSettings) -> AsyncIterator[ConsumerRuntime]:
+    """Open DB, HTTP session and broker connection; yield a ready processor."""
+    engine = make_engine(settings.database_url.get_secret_value())
+    await create_schema(engine)
+    sessions = make_sessionmaker(engine)
+    timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=60)
+    token = settings.hub_api_token.get_secret_value()
+    connection = await connect(settings.amqp_url.get_secret_value(), name="consumer")
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        publisher = ConfirmedPublisher(connection, timeout=settings.publish_timeout_seconds)
+        hub = HubClient(
+            http,
+            settings.hub_api_url,
+            token,
+            concurrency=settings.hub_concurrency,
+            spawn_concurrency=settings.spawn_concurrency,
+            spawn_timeout=settings.spawn_timeout_seconds,
+        )
+        ports = Ports(
+            hub=hub,
+            contents=ContentsClient(http, settings.hub_public_url, token),
+            versions=NotebookStore(sessions),
+            hub_public_url=settings.hub_public_url,
+            inline_content_max_bytes=settings.inline_content_max_bytes,
+        )
+        processor = CommandProcessor(ports, CommandStore(sessions), Outbox(publisher))
+        try:
+            yield ConsumerRuntime(processor, connection)
+        finally:
+            await publisher.close()
+            await connection.close()
+            await engine.dispose()
+
+
+async def _subscribe(
+    channel: AbstractChannel, processor: CommandProcessor, names: list[str]
+) -> None:
+    for name in names:
+        queue = await channel.get_queue(name, ensure=False)
+        await queue.consume(processor.handle)
+        log.info("subscribed", queue=name)
+
+
+async def run_consumer(
+    settings: ConsumerSettings, index: int, count: int, stop: asyncio.Event
+) -> None:
+    """Consume until ``stop`` is set."""
+    async with consumer_runtime(settings) as runtime:
+        processor = runtime.processor
+        channel = await runtime.connection.channel()
+        await declare_topology(channel, settings.partitions)
+        await channel.set_qos(prefetch_count=settings.prefetch)
+        queues = Partitioning(settings.partitions).queues()
+        home = home_partitions(settings.partitions, index, count)
+        await _subscribe(channel, processor, [queues[p] for p in home])
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STANDBY_GRACE_SECONDS):
+                await stop.wait()
+        if not stop.is_set():
+            others = [q for p, q in enumerate(queues) if p not in home]
+            await _subscribe(channel, processor, others)
+        log.info("consumer running", home=home)
+        await stop.wait()
+        await channel.close()

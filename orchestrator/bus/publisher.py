@@ -1,0 +1,95 @@
+"""Publishing with publisher confirms, ``mandatory`` and returns turned into errors."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from pamqp.commands import Basic
+
+from schemas.events import CloudEvent, EventKind, routing_key
+from schemas.topology import EVENTS_EXCHANGE
+
+
+class PublishFailed(Exception):
+    """The broker did not confirm the message: nothing may be reported as accepted."""
+
+
+class ConfirmedPublisher:
+    """Publishes persistent messages and waits for the broker's confirm.
+
+    A message is delivered to the broker when :meth:`publish` returns; on nack,
+    unroutable return, timeout or a lost connection it raises :class:`PublishFailed`.
+    """
+
+    def __init__(self, connection: AbstractRobustConnection, *, timeout: float = 5.0) -> None:
+        self._connection = connection
+        self._timeout = timeout
+        self._channel: AbstractChannel | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ready_channel(self) -> AbstractChannel:
+        if self._channel is None or self._channel.is_closed:
+            async with self._lock:
+                if self._channel is None or self._channel.is_closed:
+                    self._channel = await self._connection.channel(
+                        publisher_confirms=True, on_return_raises=True
+                    )
+        return self._channel
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        headers: dict[str, Any] | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        content_type: str = "application/json",
+        type_: str | None = None,
+    ) -> None:
+        """Publish and wait for the confirm; raise PublishFailed if not confirmed."""
+        message = aio_pika.Message(
+            body,
+            headers=headers or {},
+            message_id=message_id,
+            correlation_id=correlation_id,
+            content_type=content_type,
+            type=type_,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            channel = await asyncio.wait_for(self._ready_channel(), self._timeout)
+            target = await channel.get_exchange(exchange, ensure=False)
+            confirmation = await target.publish(
+                message, routing_key, mandatory=True, timeout=self._timeout
+            )
+        except aio_pika.exceptions.DeliveryError as exc:
+            raise PublishFailed(f"broker refused the message: {exc}") from exc
+        except TimeoutError as exc:
+            raise PublishFailed("broker did not confirm in time") from exc
+        except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+            raise PublishFailed(f"broker unavailable: {type(exc).__name__}") from exc
+        if not isinstance(confirmation, Basic.Ack):
+            raise PublishFailed(f"broker did not acknowledge: {confirmation!r}")
+
+    async def publish_event(self, kind: EventKind, event: CloudEvent[Any]) -> None:
+        """Publish an event to the events exchange under its routing key."""
+        await self.publish(
+            EVENTS_EXCHANGE,
+            routing_key(kind, event.data),
+            event.model_dump_json().encode(),
+            message_id=event.id,
+            correlation_id=event.correlationid,
+            content_type="application/cloudevents+json",
+            type_=event.type,
+        )
+
+    async def close(self) -> None:
+        """Close the publishing channel (the connection belongs to the caller)."""
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()

@@ -1,0 +1,114 @@
+"""The ``orchestrator`` command: processes (gateway, consumer, hub-service, dev) and
+operator tools (keys, dead letters, queues, command lookup, subscribe).
+
+Thin: each subcommand builds its settings and calls one function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from orchestrator.logging import configure_logging
+from orchestrator.runner import run_until_signalled
+from orchestrator.settings import CommonSettings, ConsumerSettings, GatewaySettings
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _gateway(_args: argparse.Namespace) -> int:
+    from orchestrator.gateway.serve import serve_gateway
+
+    settings = GatewaySettings()
+    configure_logging("gateway", json=settings.log_json)
+    run_until_signalled(lambda stop: serve_gateway(settings, stop))
+    return 0
+
+
+def _consumer(args: argparse.Namespace) -> int:
+    from consumers.service import run_consumer
+
+    settings = ConsumerSettings()
+    configure_logging(f"consumer-{args.index}", json=settings.log_json)
+    run_until_signalled(lambda stop: run_consumer(settings, args.index, args.count, stop))
+    return 0
+
+
+def _hub_service(_args: argparse.Namespace) -> int:
+    from hub_service.service import main as hub_service_main
+
+    return hub_service_main()
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from orchestrator.localstack.dev import run_dev
+
+    return run_dev(args.state_dir, consumers=args.consumers)
+
+
+def print_rows(rows: Sequence[dict[str, Any]], *, as_json: bool) -> None:
+    """Print rows as a human table, or as JSON for scripts."""
+    if as_json:
+        print(json.dumps(list(rows), indent=2, default=str))
+        return
+    if not rows:
+        print("(none)")
+        return
+    columns = list(rows[0].keys())
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from orchestrator.operator.keys import run_keys
+
+    return asyncio.run(run_keys(CommonSettings(), args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``orchestrator`` command."""
+    parser = argparse.ArgumentParser(prog="orchestrator", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    sub.add_parser("gateway", help="run the HTTP gateway").set_defaults(fn=_gateway)
+    consumer = sub.add_parser("consumer", help="run a command consumer")
+    consumer.add_argument("--index", type=int, default=0, help="this process's index")
+    consumer.add_argument("--count", type=int, default=1, help="how many consumers run")
+    consumer.set_defaults(fn=_consumer)
+    sub.add_parser("hub-service", help="run the Hub-side save service").set_defaults(
+        fn=_hub_service
+    )
+    dev = sub.add_parser("dev", help="run the whole stack locally (make run)")
+    dev.add_argument("--state-dir", default=".state/dev")
+    dev.add_argument("--consumers", type=int, default=2)
+    dev.set_defaults(fn=_dev)
+
+    keys = sub.add_parser("keys", help="manage app API keys")
+    keys.add_argument("--json", action="store_true")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    create = keys_sub.add_parser("create", help="issue a key for an app (prints it once)")
+    create.add_argument("app")
+    create.add_argument("--types", help="comma-separated command types the app may send")
+    create.add_argument("--user-prefix", help="only users whose name starts with this")
+    keys_sub.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id or prefix")
+    revoke.add_argument("key")
+    keys.set_defaults(fn=_keys)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    fn: Command = args.fn
+    return fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Tables (sqlmodel): apps and their keys, commands, notebooks and their versions.
+
+Version content lives in ``notebook_blob`` keyed by sha256, so identical content is
+stored once however many versions point at it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from schemas.commands import utcnow
+
+
+def _ts(**kwargs: Any) -> Any:
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), **kwargs))
+
+
+class CommandStatus(StrEnum):
+    """Lifecycle of a command; ``rejected`` means the bus never confirmed it (503)."""
+
+    ACCEPTED = "accepted"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        """True when no more attempts will be made."""
+        return self in (CommandStatus.SUCCEEDED, CommandStatus.FAILED, CommandStatus.REJECTED)
+
+
+class App(SQLModel, table=True):
+    """An internal web app allowed to send commands, with optional limits."""
+
+    name: str = Field(primary_key=True, max_length=64)
+    allowed_types: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    user_prefix: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts(nullable=False)
+
+
+class AppKey(SQLModel, table=True):
+    """One API key of an app, stored only as its sha256 (keys are high-entropy)."""
+
+    __tablename__ = "app_key"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    app: str = Field(foreign_key="app.name", index=True)
+    key_hash: str = Field(unique=True, index=True, max_length=64)
+    key_prefix: str = Field(max_length=16)
+    created_at: datetime = _ts(nullable=False)
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class CommandRecord(SQLModel, table=True):
+    """One accepted command and everything known about its execution."""
+
+    __tablename__ = "command"
+    __table_args__ = (UniqueConstraint("app", "idempotency_key", name="uq_command_idem"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    app: str = Field(index=True, max_length=64)
+    type: str = Field(max_length=32)
+    user: str = Field(index=True, max_length=64)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=CommandStatus.ACCEPTED, index=True, max_length=16)
+    attempts: int = 0
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str | None = Field(default=None, max_length=64)
+    correlation_id: str = Field(max_length=128)
+    created_at: datetime = _ts(nullable=False, index=True)
+    updated_at: datetime = _ts(nullable=False)
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class Notebook(SQLModel, table=True):
+    """A notebook of one user at one path, and its latest stored version."""
+
+    __table_args__ = (UniqueConstraint("user", "path", name="uq_notebook_user_path"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user: str = Field(index=True, max_length=64)
+    path: str = Field(max_length=512)
+    latest_version_id: uuid.UUID | None = None
+    deleted: bool = False
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class NotebookBlob(SQLModel, table=True):
+    """Notebook content by hash: identical content is stored once."""
+
+    __tablename__ = "notebook_blob"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int
+    content: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class NotebookVersion(SQLModel, table=True):
+    """One saved version of a notebook."""
+
+    __tablename__ = "notebook_version"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    notebook_id: uuid.UUID = Field(foreign_key="notebook.id", index=True)
+    sha256: str = Field(foreign_key="notebook_blob.sha256", max_length=64)
+    size: int
+    origin: str = Field(max_length=16)
+    command_id: uuid.UUID | None = Field(default=None, index=True)
+    created_at: datetime = _ts(nullable=False)

@@ -1,0 +1,64 @@
+"""The gateway's application factory: routes, middleware and resources."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from orchestrator.bus.connection import connect
+from orchestrator.bus.publisher import ConfirmedPublisher
+from orchestrator.bus.topology import declare_topology
+from orchestrator.db.apps import AppStore
+from orchestrator.db.commands import CommandStore
+from orchestrator.db.engine import create_schema, make_engine, make_sessionmaker
+from orchestrator.db.notebooks import NotebookStore
+from orchestrator.gateway import commands_api, event_stream, health, notebooks_api
+from orchestrator.gateway.command_waiters import WAITERS, CommandWaiters
+from orchestrator.gateway.context import AMQP, APPS, COMMANDS, NOTEBOOKS, PUBLISHER, SETTINGS
+from orchestrator.gateway.errors import json_errors
+from orchestrator.gateway.middleware import authenticate, correlation
+from orchestrator.settings import GatewaySettings
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    engine = make_engine(app[SETTINGS].database_url.get_secret_value())
+    await create_schema(engine)
+    sessions = make_sessionmaker(engine)
+    app[COMMANDS] = CommandStore(sessions)
+    app[NOTEBOOKS] = NotebookStore(sessions)
+    app[APPS] = AppStore(sessions)
+    yield
+    await engine.dispose()
+
+
+async def _broker(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    connection = await connect(settings.amqp_url.get_secret_value(), name="gateway")
+    async with connection.channel() as channel:
+        await declare_topology(channel, settings.partitions)
+    app[AMQP] = connection
+    app[PUBLISHER] = ConfirmedPublisher(connection, timeout=settings.publish_timeout_seconds)
+    yield
+    await app[PUBLISHER].close()
+    await connection.close()
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    """Build the gateway: JSON errors, correlation ids, app-key auth, the v1 API."""
+    app = web.Application(
+        middlewares=[json_errors, correlation, authenticate],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[WAITERS] = CommandWaiters()
+    app[event_stream.BROADCASTER] = event_stream.EventBroadcaster()
+    app.cleanup_ctx.extend([_database, _broker, event_stream.event_listener_ctx])
+    for table in (
+        health.routes,
+        commands_api.routes,
+        notebooks_api.routes,
+        event_stream.routes,
+    ):
+        app.router.add_routes(table)
+    return app

@@ -1,0 +1,158 @@
+"""Live events for apps: the bus listener and ``GET /v1/events`` (server-sent events).
+
+One exclusive queue per gateway process is bound to every event; each event is
+handed to the long-poll waiters and to the SSE streams of the app it belongs to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from aiohttp import web
+
+from orchestrator.gateway.command_waiters import WAITERS
+from orchestrator.gateway.context import AMQP, current_app
+from orchestrator.gateway.errors import ApiError
+from schemas.names import check_username
+from schemas.topology import EVENTS_EXCHANGE
+
+log = structlog.get_logger(__name__)
+routes = web.RouteTableDef()
+STREAM_QUEUE_SIZE = 1000
+KEEPALIVE_SECONDS = 15.0
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One SSE client: its app, optional user filter and event kinds, and its queue."""
+
+    app: str
+    user: str | None
+    kinds: frozenset[str] | None
+    queue: asyncio.Queue[dict[str, Any]] = field(
+        default_factory=lambda: asyncio.Queue(STREAM_QUEUE_SIZE)
+    )
+
+    def wants(self, event: dict[str, Any]) -> bool:
+        """True if this client should see ``event``."""
+        data = event.get("data") or {}
+        if event.get("appid") not in (None, self.app):
+            return False
+        if event.get("appid") is None and self.user is None:
+            return False  # events from inside Jupyter carry no app: only per-user streams
+        if self.user is not None and data.get("user") != self.user:
+            return False
+        kind = ".".join(str(event.get("type", "")).split(".")[-3:-1])
+        return self.kinds is None or kind in self.kinds
+
+
+class EventBroadcaster:
+    """Fans bus events out to SSE subscriptions (slow clients drop events, not the bus)."""
+
+    def __init__(self) -> None:
+        self._subscriptions: set[Subscription] = set()
+
+    def subscribe(self, sub: Subscription) -> None:
+        """Start delivering to ``sub``."""
+        self._subscriptions.add(sub)
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Stop delivering to ``sub``."""
+        self._subscriptions.discard(sub)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Offer ``event`` to every interested subscription."""
+        for sub in list(self._subscriptions):
+            if sub.wants(event):
+                with contextlib.suppress(asyncio.QueueFull):
+                    sub.queue.put_nowait(event)
+
+
+BROADCASTER = web.AppKey("broadcaster", EventBroadcaster)
+
+
+async def _on_event(app: web.Application, message: AbstractIncomingMessage) -> None:
+    async with message.process(ignore_processed=True):
+        try:
+            event = json.loads(message.body)
+        except ValueError:
+            return
+        data = event.get("data") or {}
+        command_id = data.get("command_id")
+        if command_id:
+            with contextlib.suppress(ValueError):
+                app[WAITERS].notify(uuid.UUID(command_id))
+        app[BROADCASTER].publish(event)
+
+
+async def event_listener_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: consume every event through a private auto-delete queue."""
+    channel = await app[AMQP].channel()
+    await channel.set_qos(prefetch_count=200)
+    exchange = await channel.declare_exchange(EVENTS_EXCHANGE, "topic", durable=True)
+    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await queue.bind(exchange, routing_key="#")
+    tag = await queue.consume(lambda m: _on_event(app, m))
+    yield
+    with contextlib.suppress(Exception):
+        await queue.cancel(tag)
+        await channel.close()
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    kind = ".".join(str(event.get("type", "")).split(".")[-3:-1]) or "message"
+    return f"id: {event.get('id', '')}\nevent: {kind}\ndata: {json.dumps(event)}\n\n".encode()
+
+
+@routes.get("/v1/events")
+async def event_stream(request: web.Request) -> web.StreamResponse:
+    """Server-sent events of the app (``?user=`` filters, ``?types=a,b`` picks kinds).
+
+    Events from inside Jupyter (saves, renames) carry no app and are streamed only
+    when a ``user`` is given that the app may act for.
+    """
+    app = current_app(request)
+    user = request.query.get("user")
+    if user is not None:
+        try:
+            check_username(user)
+        except ValueError as exc:
+            raise ApiError(400, "bad_request", f"user: {exc}") from None
+        if app.user_prefix and not user.startswith(app.user_prefix):
+            raise ApiError(403, "forbidden", f"app '{app.name}' may not watch user '{user}'")
+    types = request.query.get("types")
+    kinds = frozenset(t.strip() for t in types.split(",") if t.strip()) if types else None
+    sub = Subscription(app=app.name, user=user, kinds=kinds)
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    await response.write(b": connected\n\n")
+    broadcaster = request.app[BROADCASTER]
+    broadcaster.subscribe(sub)
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(KEEPALIVE_SECONDS):
+                    event = await sub.queue.get()
+            except TimeoutError:
+                await response.write(b": keepalive\n\n")
+                continue
+            await response.write(_sse(event))
+    except ConnectionResetError:
+        pass
+    finally:
+        broadcaster.unsubscribe(sub)
+    return response

@@ -1,0 +1,98 @@
+"""Read-only notebook API: a user's notebooks, their versions, one version's content."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from orchestrator.db.notebooks import StoredVersion
+from orchestrator.gateway.context import NOTEBOOKS, current_app
+from orchestrator.gateway.errors import ApiError
+from schemas.names import check_notebook_path, check_username
+
+routes = web.RouteTableDef()
+
+
+def _user(request: web.Request) -> str:
+    user = request.match_info["user"]
+    try:
+        check_username(user)
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", f"user: {exc}") from None
+    app = current_app(request)
+    if app.user_prefix and not user.startswith(app.user_prefix):
+        raise ApiError(403, "forbidden", f"app '{app.name}' may not read user '{user}'")
+    return user
+
+
+def _path(request: web.Request) -> str:
+    try:
+        return check_notebook_path(request.query.get("path", ""))
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", f"path: {exc}") from None
+
+
+def version_view(version: StoredVersion) -> dict[str, Any]:
+    """The public JSON shape of a version (without content)."""
+    return {
+        "id": str(version.id),
+        "user": version.user,
+        "path": version.path,
+        "sha256": version.sha256,
+        "size": version.size,
+        "origin": version.origin,
+        "created_at": version.created_at.isoformat(),
+    }
+
+
+@routes.get("/v1/users/{user}/notebooks")
+async def list_notebooks(request: web.Request) -> web.Response:
+    """Notebooks of a user with their latest version id, most recent first."""
+    user = _user(request)
+    notebooks = await request.app[NOTEBOOKS].notebooks(user)
+    return web.json_response(
+        {
+            "user": user,
+            "notebooks": [
+                {
+                    "path": n.path,
+                    "latest_version_id": str(n.latest_version_id) if n.latest_version_id else None,
+                    "updated_at": n.updated_at.isoformat(),
+                    "deleted": n.deleted,
+                }
+                for n in notebooks
+            ],
+        }
+    )
+
+
+@routes.get("/v1/users/{user}/versions")
+async def list_versions(request: web.Request) -> web.Response:
+    """Versions of one notebook (``?path=``), newest first."""
+    user = _user(request)
+    path = _path(request)
+    versions = await request.app[NOTEBOOKS].versions(user, path)
+    return web.json_response(
+        {"user": user, "path": path, "versions": [version_view(v) for v in versions]}
+    )
+
+
+@routes.get("/v1/versions/{version_id}")
+async def get_version(request: web.Request) -> web.Response:
+    """One version with its nbformat content."""
+    try:
+        version_id = uuid.UUID(request.match_info["version_id"])
+    except ValueError:
+        raise ApiError(404, "not_found", "no such version (ids are UUIDs)") from None
+    store = request.app[NOTEBOOKS]
+    version = await store.version(version_id)
+    app = current_app(request)
+    if version is None or (app.user_prefix and not version.user.startswith(app.user_prefix)):
+        raise ApiError(404, "not_found", f"no version {version_id}")
+    content = await store.content(version.sha256)
+    return web.json_response(
+        {**version_view(version), "content": json.loads(content) if content else None}
+    )

@@ -1,0 +1,24 @@
+"""Entry point of the gateway process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from aiohttp import web
+
+from orchestrator.gateway.app import create_app
+from orchestrator.settings import GatewaySettings
+
+log = structlog.get_logger(__name__)
+
+
+async def serve_gateway(settings: GatewaySettings, stop: asyncio.Event) -> None:
+    """Serve the gateway on loopback (or the configured host) until ``stop``."""
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port, backlog=1024)
+    await site.start()
+    log.info("gateway listening", url=f"http://{settings.gateway_host}:{settings.gateway_port}")
+    await stop.wait()
+    await runner.cleanup()

@@ -1,0 +1,91 @@
+"""structlog configuration, done once per process at its entry point.
+
+Context (command id, correlation id, app) is bound with contextvars at each entry
+point and merged into every line, including stdlib loggers routed through
+``ProcessorFormatter``. Secrets are redacted by a processor, whatever their key.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_SECRET_KEYS = re.compile(r"(token|secret|password|api[_-]?key|authorization|code)$", re.I)
+_SECRET_VALUES = [
+    re.compile(r"(?i)(authorization:\s*(?:token|bearer)\s+)[^\s'\"]+"),
+    re.compile(r"(?i)([?&](?:token|code|key)=)[^&\s'\"]+"),
+    re.compile(r"(amqps?://[^:/\s]+:)[^@\s]+(@)"),
+    re.compile(r"(?i)((?:postgres(?:ql)?(?:\+\w+)?)://[^:/\s]+:)[^@\s]+(@)"),
+    re.compile(r"\borch_[A-Za-z0-9_-]{20,}"),
+]
+REDACTED = "[redacted]"
+
+
+def redact_text(text: str) -> str:
+    """Replace credentials inside free text (URLs, headers, app keys) with a marker."""
+    for pattern in _SECRET_VALUES:
+        if pattern.groups == 2:
+            text = pattern.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2)}", text)
+        elif pattern.groups == 1:
+            text = pattern.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+        else:
+            text = pattern.sub(REDACTED, text)
+    return text
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: drop values of secret-named keys and scrub free text."""
+    for key, value in list(event_dict.items()):
+        if _SECRET_KEYS.search(key) and value is not None:
+            event_dict[key] = REDACTED
+        elif isinstance(value, str):
+            event_dict[key] = redact_text(value)
+    return event_dict
+
+
+def configure_logging(process: str, *, json: bool | None = None, level: str = "INFO") -> None:
+    """Configure structlog and stdlib logging for this process (call once, first).
+
+    ``json`` defaults to True when stderr is not a TTY. Every line carries
+    ``process`` so mixed logs of the local stack stay readable.
+    """
+    if json is None:
+        json = not sys.stderr.isatty()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+        redact_secrets,
+    ]
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("aiormq", "aio_pika", "aiohttp.access", "sqlalchemy.engine"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(process=process)

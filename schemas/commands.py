@@ -1,0 +1,127 @@
+"""Commands apps send, in the imperative: the request models and the bus message.
+
+Every command names an app-level ``user`` and is idempotent: performing it twice
+converges to the same state. The gateway validates request bodies against
+:data:`Command`; consumers decode :class:`CommandMessage` from the bus.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from schemas.names import FolderPath, NotebookPath, Username
+
+
+class CommandType(StrEnum):
+    """The command types; the value is the wire name and the routing-key suffix."""
+
+    ENSURE_USER = "ensure-user"
+    START_SERVER = "start-server"
+    CREATE = "create"
+    RESTORE = "restore"
+    SAVE = "save"
+    OPEN = "open"
+    STOP_SERVER = "stop-server"
+
+
+class _CommandBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user: Username = Field(description="JupyterHub username the command acts for")
+
+
+class EnsureUser(_CommandBase):
+    """Create the Hub user if missing."""
+
+    type: Literal[CommandType.ENSURE_USER] = CommandType.ENSURE_USER
+
+
+class StartServer(_CommandBase):
+    """Ensure the user exists and their default server runs and is ready."""
+
+    type: Literal[CommandType.START_SERVER] = CommandType.START_SERVER
+
+
+class StopServer(_CommandBase):
+    """Stop the user's default server (absent or stopped is success)."""
+
+    type: Literal[CommandType.STOP_SERVER] = CommandType.STOP_SERVER
+
+
+class CreateNotebook(_CommandBase):
+    """Create an empty notebook at ``path``, or an untitled one in ``folder``.
+
+    Exactly one of ``path`` and ``folder`` is given.
+    """
+
+    type: Literal[CommandType.CREATE] = CommandType.CREATE
+    path: NotebookPath | None = None
+    folder: FolderPath | None = None
+
+    @model_validator(mode="after")
+    def _path_or_folder(self) -> CreateNotebook:
+        if (self.path is None) == (self.folder is None):
+            raise ValueError("give exactly one of 'path' and 'folder'")
+        return self
+
+
+class RestoreNotebook(_CommandBase):
+    """Write a stored version (``version_id``, or the latest) to ``path``."""
+
+    type: Literal[CommandType.RESTORE] = CommandType.RESTORE
+    path: NotebookPath
+    version_id: uuid.UUID | None = None
+
+
+class SaveNotebook(_CommandBase):
+    """Read ``path`` from the user's server and store it as a new version."""
+
+    type: Literal[CommandType.SAVE] = CommandType.SAVE
+    path: NotebookPath
+
+
+class OpenNotebook(_CommandBase):
+    """Ensure user and server, restore the latest version or create, return a launch URL."""
+
+    type: Literal[CommandType.OPEN] = CommandType.OPEN
+    path: NotebookPath
+
+
+Command = Annotated[
+    EnsureUser
+    | StartServer
+    | StopServer
+    | CreateNotebook
+    | RestoreNotebook
+    | SaveNotebook
+    | OpenNotebook,
+    Field(discriminator="type"),
+]
+COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now in UTC (the only clock the contracts use)."""
+    return datetime.now(UTC)
+
+
+class CommandMessage(BaseModel):
+    """What travels on the bus for one accepted command."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    app: str
+    correlation_id: str
+    accepted_at: datetime
+    command: Command
+
+    @property
+    def user(self) -> str:
+        """The user the command acts for (also the partition routing key)."""
+        return self.command.user

@@ -1,0 +1,160 @@
+"""Events, in the past tense, wrapped in a CloudEvents 1.0 structured-JSON envelope.
+
+Subscribers bind their own queues to the events exchange by routing key
+(see :mod:`schemas.topology`). ``type`` is versioned: ``<prefix>.notebook.saved.v1``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.commands import CommandType, utcnow
+
+EVENT_TYPE_PREFIX = "io.github.notebook-orchestrator"
+EVENT_SOURCE = "/notebook-orchestrator"
+
+
+class SaveOrigin(StrEnum):
+    """Where a stored version came from."""
+
+    COMMAND = "command"
+    JUPYTER = "jupyter"
+
+
+class _EventData(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NotebookSaved(_EventData):
+    """A new version of a notebook was stored."""
+
+    user: str
+    path: str
+    version_id: uuid.UUID
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    origin: SaveOrigin
+    saved_at: datetime
+    content: dict[str, Any] | None = Field(
+        default=None, description="The nbformat document, inline only when small"
+    )
+
+
+class NotebookRenamed(_EventData):
+    """A notebook was renamed inside Jupyter (its versions are kept)."""
+
+    user: str
+    old_path: str
+    new_path: str
+    renamed_at: datetime
+
+
+class NotebookDeleted(_EventData):
+    """A notebook was deleted inside Jupyter (its versions are kept)."""
+
+    user: str
+    path: str
+    deleted_at: datetime
+
+
+class CommandSucceeded(_EventData):
+    """A command reached ``succeeded``; ``result`` is what the status API shows."""
+
+    command_id: uuid.UUID
+    command_type: CommandType
+    user: str
+    result: dict[str, Any]
+
+
+class CommandError(BaseModel):
+    """Why a command failed: a stable code and a message a person can act on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str
+    message: str
+
+
+class CommandFailed(_EventData):
+    """A command reached ``failed``: no more attempts will be made."""
+
+    command_id: uuid.UUID
+    command_type: CommandType
+    user: str
+    error: CommandError
+
+
+class EventKind(StrEnum):
+    """Event kinds; the value is the routing-key stem and the type's middle part."""
+
+    NOTEBOOK_SAVED = "notebook.saved"
+    NOTEBOOK_RENAMED = "notebook.renamed"
+    NOTEBOOK_DELETED = "notebook.deleted"
+    COMMAND_SUCCEEDED = "command.succeeded"
+    COMMAND_FAILED = "command.failed"
+
+
+EVENT_DATA_MODELS: dict[EventKind, type[_EventData]] = {
+    EventKind.NOTEBOOK_SAVED: NotebookSaved,
+    EventKind.NOTEBOOK_RENAMED: NotebookRenamed,
+    EventKind.NOTEBOOK_DELETED: NotebookDeleted,
+    EventKind.COMMAND_SUCCEEDED: CommandSucceeded,
+    EventKind.COMMAND_FAILED: CommandFailed,
+}
+
+
+def event_type(kind: EventKind, version: int = 1) -> str:
+    """The CloudEvents ``type`` attribute for ``kind``."""
+    return f"{EVENT_TYPE_PREFIX}.{kind.value}.v{version}"
+
+
+DataT = TypeVar("DataT", bound=BaseModel)
+
+
+class CloudEvent(BaseModel, Generic[DataT]):
+    """CloudEvents 1.0 structured-mode envelope with ``correlationid`` and ``appid``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    source: str = EVENT_SOURCE
+    type: str
+    time: datetime = Field(default_factory=utcnow)
+    subject: str = Field(description="'<user>/<path>' for notebooks, the command id else")
+    datacontenttype: Literal["application/json"] = "application/json"
+    correlationid: str | None = None
+    appid: str | None = None
+    data: DataT
+
+
+def routing_key(kind: EventKind, data: BaseModel) -> str:
+    """Routing key of an event: the kind, plus the command type for command results."""
+    if isinstance(data, CommandSucceeded | CommandFailed):
+        return f"{kind.value}.{data.command_type.value}"
+    return kind.value
+
+
+def make_event(
+    kind: EventKind,
+    data: _EventData,
+    *,
+    subject: str,
+    correlation_id: str | None = None,
+    app_id: str | None = None,
+) -> CloudEvent[Any]:
+    """Wrap ``data`` in an envelope of the right versioned type."""
+    if not isinstance(data, EVENT_DATA_MODELS[kind]):
+        raise TypeError(f"{kind} carries {EVENT_DATA_MODELS[kind].__name__}")
+    return CloudEvent[Any](
+        type=event_type(kind),
+        subject=subject,
+        correlationid=correlation_id,
+        appid=app_id,
+        data=data,
+    )

@@ -1,0 +1,118 @@
+"""The local stack starts real RabbitMQ and JupyterHub, and stops them without leftovers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import aio_pika
+import psutil
+
+from orchestrator.localstack.broker import RabbitMQBroker
+from orchestrator.localstack.hub import HubConfig, JupyterHubProcess
+
+APP_ORIGIN = "http://127.0.0.1:9999"
+SERVICE_TOKEN = "localstack-test-service-token"
+QUEUE = "localstack-test"
+
+
+def _still_running(pids: list[int]) -> list[int]:
+    running = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                running.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return running
+
+
+def _call(
+    method: str, url: str, *, token: str = SERVICE_TOKEN
+) -> tuple[int, bytes, dict[str, str]]:
+    request = urllib.request.Request(
+        url, method=method, headers={"Authorization": f"token {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            headers = {key.lower(): value for key, value in response.headers.items()}
+            return response.status, response.read(), headers
+    except urllib.error.HTTPError as error:
+        headers = {key.lower(): value for key, value in error.headers.items()}
+        return error.code, error.read(), headers
+
+
+async def _publish_persistent(amqp_url: str, body: bytes) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()  # publisher confirms are on by default
+        queue = await channel.declare_queue(QUEUE, durable=True)
+        await channel.default_exchange.publish(
+            aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=queue.name,
+        )
+
+
+async def _get_one(amqp_url: str) -> bytes:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(QUEUE, durable=True)
+        message = await queue.get(timeout=5)
+        await message.ack()
+        return message.body
+
+
+def test_broker_keeps_messages_over_restart_serves_metrics_and_stops_clean(tmp_path: Path) -> None:
+    broker = RabbitMQBroker(tmp_path)
+    broker.start()
+    try:
+        asyncio.run(_publish_persistent(broker.amqp_url, b"survives a restart"))
+        broker.restart()
+        pids = broker.process_ids()
+        assert asyncio.run(_get_one(broker.amqp_url)) == b"survives a restart"
+        with urllib.request.urlopen(f"{broker.prometheus_url}/metrics", timeout=10) as metrics:
+            assert metrics.status == 200
+            assert b"rabbitmq_" in metrics.read()
+    finally:
+        broker.stop()
+    assert pids
+    assert _still_running(pids) == []
+    assert not broker.mnesia_dir.exists()
+
+
+def test_hub_spawns_embeddable_server_keeps_it_over_restart_and_stops_it(tmp_path: Path) -> None:
+    hub = JupyterHubProcess(
+        HubConfig(tmp_path, service_token=SERVICE_TOKEN, app_origins=[APP_ORIGIN])
+    )
+    hub.start()
+    try:
+        assert _call("POST", f"{hub.api_url}/users/alice")[0] == 201
+        assert _call("POST", f"{hub.api_url}/users/alice/server")[0] in (201, 202)
+        deadline = time.monotonic() + 40
+        while True:
+            user = json.loads(_call("GET", f"{hub.api_url}/users/alice")[1])
+            if user["servers"].get("", {}).get("ready"):
+                break
+            assert time.monotonic() < deadline, f"server not ready: {user}"
+            time.sleep(0.2)
+
+        assert _call("GET", f"{hub.url}/user/alice/api/contents")[0] == 200
+        status, _, headers = _call("GET", f"{hub.url}/user/alice/lab")
+        assert status == 200
+        assert f"frame-ancestors 'self' {APP_ORIGIN}" in headers["content-security-policy"]
+
+        server_pids = hub.singleuser_pids()
+        assert len(server_pids) == 1
+        hub.restart()  # the server survives, and is no longer a child of the Hub
+        assert hub.singleuser_pids() == server_pids
+        assert _call("GET", f"{hub.url}/user/alice/api/contents")[0] == 200
+        pids = hub.process_ids()
+    finally:
+        hub.stop()
+    assert set(server_pids) <= set(pids)
+    assert _still_running(pids) == []
