@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 from orchestrator.localstack.hub_config import (
     HubConfig,
     HubPorts,
@@ -111,7 +113,8 @@ class JupyterHubProcess:
         """PIDs of the single-user servers the Hub database records as running.
 
         The Hub API shows spawner state only with ``admin:server_state``, a scope the
-        orchestrator service deliberately lacks, so the database is read directly.
+        orchestrator service deliberately lacks, so the database is read directly. A PID
+        counts only if that process runs with this Hub's single-user config dir.
         """
         if not self.config.db_path.exists():
             return []
@@ -127,9 +130,18 @@ class JupyterHubProcess:
         for (state_text,) in rows:
             state = json.loads(state_text) if state_text else {}
             pid = state.get("pid") if isinstance(state, dict) else None
-            if isinstance(pid, int) and pid > 0:
+            if isinstance(pid, int) and pid > 0 and self._is_own_server(pid):
                 pids.append(pid)
         return pids
+
+    def _is_own_server(self, pid: int) -> bool:
+        """Guard against PID reuse: a stale row (e.g. after a crash) may name another process."""
+        expected_config_dir = str(self.config.singleuser_config_dir)
+        try:
+            config_dir: str | None = psutil.Process(pid).environ().get("JUPYTER_CONFIG_DIR")
+        except psutil.Error:
+            return False
+        return config_dir == expected_config_dir
 
     def _singleuser_tree_pids(self) -> list[int]:
         return [process.pid for process in snapshot_tree(self.singleuser_pids())]

@@ -1,0 +1,216 @@
+"""The whole orchestrator stack on loopback: one implementation for ``make run``,
+the test fixtures and the benchmarks.
+
+Starts, under ``state_dir``: a private RabbitMQ, a JupyterHub (which itself starts the
+hub service), the gateway and N consumers, each on free ports, and waits for each
+to be ready. :meth:`LocalStack.stop` ends every process it started, by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.localstack.broker import RabbitMQBroker
+from orchestrator.localstack.hub import JupyterHubProcess
+from orchestrator.localstack.hub_config import HubConfig, NotifyServiceSpec
+from orchestrator.localstack.ports import free_port, wait_for_http
+from orchestrator.localstack.process import ManagedProcess, StartupError
+
+SERVICE_NAME = "orchestrator"
+NOTIFY_SERVICE_NAME = "orchestrator-notify"
+SAVE_EXTENSION = "hub_service.extension"
+
+
+@dataclass
+class StackOptions:
+    """What to start and how it is tuned."""
+
+    consumers: int = 1
+    partitions: int = 4
+    app_origins: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8050"])
+    concurrent_spawn_limit: int = 100
+    spawn_concurrency: int = 4
+    hub_service: bool = True
+    hub_extra_config: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    hub_api_url_override: str | None = None  # e.g. a fault proxy in front of the Hub
+    hub_public_url_override: str | None = None
+
+
+class LocalStack:
+    """A running (or startable) local stack."""
+
+    def __init__(self, state_dir: Path, options: StackOptions | None = None) -> None:
+        self.state_dir = state_dir.resolve()
+        self.options = options or StackOptions()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir = self.state_dir / "logs"
+        self.logs_dir.mkdir(exist_ok=True)
+        self.service_token = secrets.token_hex(32)
+        self.database_url = f"sqlite+aiosqlite:///{self.state_dir / 'orchestrator.db'}"
+        self.gateway_port = free_port()
+        self.notify_port = free_port()
+        self.broker = RabbitMQBroker(self.state_dir)
+        self.hub = JupyterHubProcess(self._hub_config())
+        self.gateway: ManagedProcess | None = None
+        self.consumers: list[ManagedProcess] = []
+
+    @property
+    def gateway_url(self) -> str:
+        """Base URL of the gateway."""
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def _hub_config(self) -> HubConfig:
+        notify = None
+        if self.options.hub_service:
+            notify = NotifyServiceSpec(
+                name=NOTIFY_SERVICE_NAME,
+                port=self.notify_port,
+                command=[sys.executable, "-m", "orchestrator", "hub-service"],
+                environment=self._notify_env(),
+            )
+        return HubConfig(
+            self.state_dir / "jupyterhub",
+            service_name=SERVICE_NAME,
+            service_token=self.service_token,
+            app_origins=self.options.app_origins,
+            concurrent_spawn_limit=self.options.concurrent_spawn_limit,
+            notify_service=notify,
+            singleuser_extensions=[SAVE_EXTENSION] if self.options.hub_service else [],
+            singleuser_environment={
+                "ORCH_NOTIFY_URL": f"http://127.0.0.1:{self.notify_port}",
+            },
+            extra_config=self.options.hub_extra_config,
+        )
+
+    def _notify_env(self) -> dict[str, str]:
+        # The broker URL is known only after the broker picked its ports, which happens
+        # in RabbitMQBroker.__init__; the Hub passes this env to the service it starts.
+        return {
+            "ORCH_AMQP_URL": self.broker.amqp_url,
+            "ORCH_DATABASE_URL": self.database_url,
+            "ORCH_PARTITIONS": str(self.options.partitions),
+            "ORCH_LOG_JSON": "true",
+            "PYTHONPATH": os.pathsep.join(sys.path),
+        }
+
+    def settings_env(self) -> dict[str, str]:
+        """``ORCH_*`` settings every orchestrator process of this stack gets."""
+        hub_api = self.options.hub_api_url_override or self.hub.api_url
+        hub_public = self.options.hub_public_url_override or self.hub.url
+        return {
+            "ORCH_AMQP_URL": self.broker.amqp_url,
+            "ORCH_DATABASE_URL": self.database_url,
+            "ORCH_PARTITIONS": str(self.options.partitions),
+            "ORCH_GATEWAY_HOST": "127.0.0.1",
+            "ORCH_GATEWAY_PORT": str(self.gateway_port),
+            "ORCH_PUBLIC_URL": self.gateway_url,
+            "ORCH_HUB_API_URL": hub_api,
+            "ORCH_HUB_PUBLIC_URL": hub_public,
+            "ORCH_HUB_API_TOKEN": self.service_token,
+            "ORCH_SPAWN_CONCURRENCY": str(self.options.spawn_concurrency),
+            "ORCH_APP_ORIGINS": json.dumps(self.options.app_origins),
+            "ORCH_LOG_JSON": "true",
+            **self.options.extra_env,
+        }
+
+    def process_env(self) -> dict[str, str]:
+        """Environment of a child process: ours plus the stack's settings."""
+        return {**os.environ, **self.settings_env()}
+
+    def start(self, timeout: float = 90) -> None:
+        """Start everything and wait for readiness; on failure stop what started."""
+        try:
+            self.broker.start(timeout=timeout)
+            self.hub.start(timeout=timeout)
+            self.start_gateway(timeout=timeout)
+            for index in range(self.options.consumers):
+                self.start_consumer(index)
+        except BaseException:
+            self.stop()
+            raise
+
+    def start_gateway(self, timeout: float = 60) -> None:
+        """Start (or restart) the gateway and wait for ``/readyz``."""
+        self.gateway = ManagedProcess(
+            "gateway",
+            [sys.executable, "-m", "orchestrator", "gateway"],
+            log_path=self.logs_dir / "gateway.log",
+            env=self.process_env(),
+        )
+        self.gateway.start()
+        wait_for_http(
+            f"{self.gateway_url}/readyz", timeout, process=self.gateway, expect_status=200
+        )
+
+    def start_consumer(self, index: int) -> ManagedProcess:
+        """Start consumer ``index`` (replacing a stopped one with the same index)."""
+        consumer = ManagedProcess(
+            f"consumer-{index}",
+            [
+                sys.executable,
+                "-m",
+                "orchestrator",
+                "consumer",
+                "--index",
+                str(index),
+                "--count",
+                str(self.options.consumers),
+            ],
+            log_path=self.logs_dir / f"consumer-{index}.log",
+            env=self.process_env(),
+        )
+        consumer.start()
+        if index < len(self.consumers):
+            self.consumers[index] = consumer
+        else:
+            self.consumers.append(consumer)
+        return consumer
+
+    def orchestrator_cli(self, *args: str) -> str:
+        """Run ``orchestrator ARGS`` against this stack; returns stdout (raises on error)."""
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator", *args],
+            env=self.process_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise StartupError(f"orchestrator {' '.join(args)} failed: {done.stderr[-2000:]}")
+        return done.stdout
+
+    def issue_app_key(
+        self, app: str, *, types: str | None = None, user_prefix: str | None = None
+    ) -> str:
+        """Issue an API key for ``app`` through the operator CLI; returns the key."""
+        args = ["keys", "--json", "create", app]
+        if types:
+            args += ["--types", types]
+        if user_prefix:
+            args += ["--user-prefix", user_prefix]
+        key: str = json.loads(self.orchestrator_cli(*args))[0]["key"]
+        return key
+
+    def stop(self) -> None:
+        """Stop every process this stack started (consumers, gateway, Hub, broker)."""
+        for consumer in self.consumers:
+            consumer.stop()
+        if self.gateway is not None:
+            self.gateway.stop()
+        self.hub.stop()
+        self.broker.stop()
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
