@@ -14,6 +14,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Protocol
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -34,15 +35,26 @@ ORDER_BARRIER_WINDOW = timedelta(minutes=10)
 class CommandProcessor:
     """Performs command messages against the ports and records the outcome."""
 
-    def __init__(self, ports: Ports, commands: CommandStore, outbox: Outbox) -> None:
+    def __init__(
+        self,
+        ports: Ports,
+        commands: CommandStore,
+        outbox: Outbox,
+        notifications: NotificationHandler | None = None,
+    ) -> None:
         self._ports = ports
         self._commands = commands
         self._outbox = outbox
+        self._notifications = notifications
         self._user_locks = UserLocks()
 
     async def handle(self, incoming: AbstractIncomingMessage) -> None:
         """Process ``incoming`` completely; ack it only once its outcome is durable."""
         structlog.contextvars.unbind_contextvars("command_id", "correlation_id", "user")
+        kind = (incoming.headers or {}).get(t.HEADER_KIND, t.KIND_COMMAND)
+        if kind == t.KIND_NOTIFICATION and self._notifications is not None:
+            await self._notifications.handle(incoming, self._user_locks)
+            return
         try:
             message = CommandMessage.model_validate_json(incoming.body)
         except (ValidationError, ValueError) as exc:
@@ -139,6 +151,13 @@ class CommandProcessor:
             await self._outbox.command_failed(message, error["code"], error["message"])
         else:
             await self._outbox.command_succeeded(message, dict(result or {}))
+
+
+class NotificationHandler(Protocol):
+    """Handles contents notifications from Jupyter that arrive on the command partitions."""
+
+    async def handle(self, incoming: AbstractIncomingMessage, locks: UserLocks) -> None:
+        """Process and ack (or dead-letter) ``incoming`` under the user's lock."""
 
 
 class UserLocks:

@@ -1,0 +1,53 @@
+"""Prometheus metrics of every process, defined once.
+
+Each process serves them on ``/metrics`` (the gateway and the hub service on their
+own HTTP port, consumers on ``ORCH_METRICS_PORT``).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_SPAWN_BUCKETS = (0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144)
+
+COMMANDS_ACCEPTED = Counter(
+    "orch_commands_accepted_total", "Commands accepted by the gateway (202)", ["type"]
+)
+COMMANDS_REJECTED = Counter(
+    "orch_commands_rejected_total",
+    "Commands refused by the gateway",
+    ["reason"],
+)
+COMMANDS_FINISHED = Counter(
+    "orch_commands_finished_total", "Commands that reached a final state", ["type", "status"]
+)
+COMMAND_RETRIES = Counter(
+    "orch_command_retries_total", "Commands sent through a retry queue", ["type"]
+)
+HUB_RETRIES = Counter(
+    "orch_hub_call_retries_total", "In-process retries of Hub/contents calls", ["target"]
+)
+DEAD_LETTERS = Counter(
+    "orch_dead_letters_total", "Messages parked in the dead-letter queue", ["reason"]
+)
+HUB_CALL_SECONDS = Histogram(
+    "orch_hub_call_seconds",
+    "Latency of Hub API and contents API calls",
+    ["endpoint", "status"],
+    buckets=_LATENCY_BUCKETS,
+)
+SPAWN_SECONDS = Histogram(
+    "orch_spawn_seconds", "Time until a user's server was ready", buckets=_SPAWN_BUCKETS
+)
+PUBLISH_CONFIRM_SECONDS = Histogram(
+    "orch_publish_confirm_seconds",
+    "Publish-to-confirm latency",
+    ["exchange"],
+    buckets=_LATENCY_BUCKETS,
+)
+SAVE_TO_EVENT_SECONDS = Histogram(
+    "orch_save_to_event_seconds",
+    "Time from a save inside Jupyter to the notebook.saved event",
+    buckets=_LATENCY_BUCKETS,
+)
