@@ -41,6 +41,8 @@ class StackOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
     hub_api_url_override: str | None = None  # e.g. a fault proxy in front of the Hub
     hub_public_url_override: str | None = None
+    gateway_port: int | None = None  # None: a free port
+    hub_port: int | None = None
 
 
 class LocalStack:
@@ -54,12 +56,13 @@ class LocalStack:
         self.logs_dir.mkdir(exist_ok=True)
         self.service_token = secrets.token_hex(32)
         self.database_url = f"sqlite+aiosqlite:///{self.state_dir / 'orchestrator.db'}"
-        self.gateway_port = free_port()
+        self.gateway_port = self.options.gateway_port or free_port()
         self.notify_port = free_port()
         self.broker = RabbitMQBroker(self.state_dir)
         self.hub = JupyterHubProcess(self._hub_config())
         self.gateway: ManagedProcess | None = None
         self.consumers: list[ManagedProcess] = []
+        self.extra_processes: list[ManagedProcess] = []
 
     @property
     def gateway_url(self) -> str:
@@ -87,6 +90,7 @@ class LocalStack:
                 "ORCH_NOTIFY_URL": f"http://127.0.0.1:{self.notify_port}",
             },
             extra_config=self.options.hub_extra_config,
+            hub_port=self.options.hub_port,
         )
 
     def _notify_env(self) -> dict[str, str]:
@@ -201,6 +205,8 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop every process this stack started (consumers, gateway, Hub, broker)."""
+        for process in self.extra_processes:
+            process.stop()
         for consumer in self.consumers:
             consumer.stop()
         if self.gateway is not None:

@@ -1,0 +1,56 @@
+# Two entry points: `make run` (the whole stack, Ctrl-C stops it) and `make test`.
+# Both install what they need on a fresh Debian machine (as root): system packages,
+# a virtualenv with the project, the configurable-http-proxy from npm.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RUN_PACKAGES := rabbitmq-server nodejs npm
+TEST_PACKAGES := $(RUN_PACKAGES) chromium postgresql docker-compose
+STATE ?= .state/dev
+
+.PHONY: run test install install-test system-run system-test lint typecheck pytest bench clean
+
+run: install
+	$(PY) -m orchestrator dev --state-dir $(STATE)
+
+test: install-test lint typecheck pytest
+
+system-run:
+	@scripts/ensure-system-packages.sh $(RUN_PACKAGES)
+
+system-test:
+	@scripts/ensure-system-packages.sh $(TEST_PACKAGES)
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+.cache/.frontend: $(VENV)/.installed $(wildcard hub_service/labextension/*.json hub_service/labextension/src/*)
+	$(PY) -c "from orchestrator.localstack.proxy_install import install_proxy; install_proxy()"
+	@if [ -x scripts/build-labextension.sh ]; then scripts/build-labextension.sh; fi
+	@mkdir -p .cache && touch $@
+
+install: system-run $(VENV)/.installed .cache/.frontend
+
+install-test: system-test $(VENV)/.installed .cache/.frontend
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck:
+	$(VENV)/bin/mypy
+
+pytest:
+	$(PY) -m pytest -p no:cacheprovider -q -ra
+
+bench: install-test
+	$(PY) bench/gateway_throughput.py
+	$(PY) bench/burst.py
+	$(PY) bench/save_latency.py
+
+clean:
+	rm -rf .state .cache .mypy_cache .ruff_cache test-artifacts
