@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import CursorResult, Table, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,11 +18,64 @@ from orchestrator.db.models import CommandRecord, CommandStatus
 from schemas.commands import utcnow
 
 
+@dataclass(frozen=True, slots=True)
+class NewCommand:
+    """A command about to be recorded, as the gateway builds it for every request.
+
+    A plain dataclass: building a :class:`CommandRecord` (a validated ORM object) costs
+    more than the rest of recording it, and a new command needs no ORM state.
+    """
+
+    app: str
+    type: str
+    user: str
+    payload: dict[str, Any]
+    correlation_id: str
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    created_at: datetime = field(default_factory=utcnow)
+    status: str = CommandStatus.ACCEPTED
+    attempts: int = 0
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def updated_at(self) -> datetime:
+        """Same as ``created_at`` until something happens to the command."""
+        return self.created_at
+
+    def as_row(self) -> dict[str, Any]:
+        """The ``command`` table row."""
+        return {
+            "id": self.id,
+            "app": self.app,
+            "type": self.type,
+            "user": self.user,
+            "payload": self.payload,
+            "status": self.status,
+            "attempts": self.attempts,
+            "result": self.result,
+            "error": self.error,
+            "idempotency_key": self.idempotency_key,
+            "request_hash": self.request_hash,
+            "correlation_id": self.correlation_id,
+            "created_at": self.created_at,
+            "updated_at": self.created_at,
+            "finished_at": self.finished_at,
+        }
+
+    def as_record(self) -> CommandRecord:
+        """The same command as an ORM object."""
+        return CommandRecord(**self.as_row())
+
+
 @dataclass(frozen=True)
 class Accepted:
     """Outcome of recording a command: the record and whether it is new."""
 
-    record: CommandRecord
+    record: CommandRecord | NewCommand
     created: bool
 
 
@@ -27,37 +83,92 @@ class IdempotencyConflict(Exception):
     """The idempotency key was used before with a different request body."""
 
 
+_TABLE: Table = CommandRecord.__table__  # type: ignore[attr-defined]
+_COLUMNS = list(_TABLE.columns)
+
+
+class GroupInsert:
+    """Inserts the commands of concurrent callers together: one transaction per batch.
+
+    Each caller waits until its row is committed. Rows queued while a batch commits
+    go into the next batch (group commit), so under load a process has one writer
+    committing many rows at a time instead of many writers queueing for SQLite's
+    write lock (whose busy handler sleeps for milliseconds) or PostgreSQL's WAL flush.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def insert(self, row: dict[str, Any]) -> None:
+        """Insert ``row``; returns once committed, raises what the batch raised."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((row, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            try:
+                # Core, not the ORM: nothing but the INSERT is needed for a batch.
+                async with self._engine.begin() as connection:
+                    await connection.execute(_TABLE.insert(), [row for row, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+
 class CommandStore:
     """Persistence of commands, shared by the gateway and the consumers."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        engine = sessions.kw["bind"]  # make_sessionmaker binds the factory to the engine
+        self._group_insert = GroupInsert(engine)
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
         """The session factory (for health checks)."""
         return self._sessions
 
-    async def record(self, record: CommandRecord) -> Accepted:
+    async def record(self, record: CommandRecord | NewCommand) -> Accepted:
         """Insert ``record``; with an idempotency key, return the earlier one instead.
 
         A rejected earlier command (never confirmed by the bus) is revived with the
         new id kept as it was. Raises :class:`IdempotencyConflict` when the key was
-        used with another body.
+        used with another body. Commands without a key are group-committed.
         """
+        key = record.idempotency_key
+        if key is None:
+            row = (
+                record.as_row()
+                if isinstance(record, NewCommand)
+                else {c.key: getattr(record, c.key) for c in _COLUMNS}
+            )
+            await self._group_insert.insert(row)
+            return Accepted(record, created=True)
+        if isinstance(record, NewCommand):
+            record = record.as_record()
         async with self._sessions() as session:
-            if record.idempotency_key is not None:
-                earlier = await self._by_key(session, record.app, record.idempotency_key)
-                if earlier is not None:
-                    return await self._reuse(session, earlier, record)
+            earlier = await self._by_key(session, record.app, key)
+            if earlier is not None:
+                return await self._reuse(session, earlier, record)
             session.add(record)
             try:
                 await session.commit()
             except IntegrityError:
                 await session.rollback()
-                if record.idempotency_key is None:
-                    raise
-                earlier = await self._by_key(session, record.app, record.idempotency_key)
+                earlier = await self._by_key(session, record.app, key)
                 if earlier is None:
                     raise
                 return await self._reuse(session, earlier, record)
@@ -103,6 +214,24 @@ class CommandStore:
                 record.updated_at = utcnow()
                 session.add(record)
                 await session.commit()
+
+    async def reject(self, command_id: uuid.UUID) -> bool:
+        """Mark an ``accepted`` command ``rejected`` (the bus never confirmed it).
+
+        Only from ``accepted``: if a confirm was merely late and a consumer already
+        started the command, its progress is not overwritten. True if it changed.
+        """
+        async with self._sessions() as session:
+            result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+                update(CommandRecord)
+                .where(
+                    col(CommandRecord.id) == command_id,
+                    col(CommandRecord.status) == CommandStatus.ACCEPTED,
+                )
+                .values(status=CommandStatus.REJECTED, updated_at=utcnow())
+            )
+            await session.commit()
+            return bool(result.rowcount)
 
     async def begin_attempt(self, command_id: uuid.UUID) -> CommandRecord | None:
         """Mark the command running and count the attempt; None if unknown."""

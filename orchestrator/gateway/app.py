@@ -13,11 +13,13 @@ from orchestrator.db.apps import AppStore
 from orchestrator.db.commands import CommandStore
 from orchestrator.db.engine import create_schema, make_engine, make_sessionmaker
 from orchestrator.db.notebooks import NotebookStore
-from orchestrator.gateway import commands_api, event_stream, health, notebooks_api
+from orchestrator.gateway import commands_api, event_stream, health, notebooks_api, openapi
+from orchestrator.gateway.auth import AUTH, AppKeyCache, authenticate
 from orchestrator.gateway.command_waiters import WAITERS, CommandWaiters
 from orchestrator.gateway.context import AMQP, APPS, COMMANDS, NOTEBOOKS, PUBLISHER, SETTINGS
+from orchestrator.gateway.embed_api import setup_embedding
 from orchestrator.gateway.errors import json_errors
-from orchestrator.gateway.middleware import authenticate, correlation
+from orchestrator.gateway.middleware import correlation
 from orchestrator.settings import GatewaySettings
 
 
@@ -28,6 +30,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[COMMANDS] = CommandStore(sessions)
     app[NOTEBOOKS] = NotebookStore(sessions)
     app[APPS] = AppStore(sessions)
+    app[AUTH] = AppKeyCache(app[APPS].authenticate, ttl=app[SETTINGS].auth_cache_seconds)
     yield
     await engine.dispose()
 
@@ -45,20 +48,24 @@ async def _broker(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
-    """Build the gateway: JSON errors, correlation ids, app-key auth, the v1 API."""
+    """Build the gateway: correlation ids, JSON errors, app-key auth, the v1 API, health,
+    metrics and the OpenAPI document."""
     app = web.Application(
-        middlewares=[json_errors, correlation, authenticate],
+        middlewares=[correlation, json_errors, authenticate],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[WAITERS] = CommandWaiters()
     app[event_stream.BROADCASTER] = event_stream.EventBroadcaster()
+    app[openapi.OPENAPI] = openapi.build_openapi(settings)
     app.cleanup_ctx.extend([_database, _broker, event_stream.event_listener_ctx])
     for table in (
         health.routes,
         commands_api.routes,
         notebooks_api.routes,
         event_stream.routes,
+        openapi.routes,
     ):
         app.router.add_routes(table)
+    setup_embedding(app)
     return app

@@ -47,13 +47,15 @@ _REASON_CODES = {
     409: "conflict",
     413: "body_too_large",
     415: "unsupported_media_type",
-    422: "invalid_command",
+    422: "invalid_parameter",
     429: "too_many_requests",
     503: "unavailable",
 }
+_KEPT_HEADERS = ("allow", "retry-after", "www-authenticate")
 
 
-def _as_json(exc: web.HTTPException) -> web.HTTPException:
+def as_json_error(exc: web.HTTPException) -> ApiError:
+    """The JSON form of one of aiohttp's own HTTP errors (unknown route, wrong method...)."""
     message = exc.text if exc.text and exc.content_type == "text/plain" else exc.reason
     if exc.status == 413:
         message = "request body is too large"
@@ -65,7 +67,7 @@ def _as_json(exc: web.HTTPException) -> web.HTTPException:
         exc.status,
         _REASON_CODES.get(exc.status, "http_error"),
         message or "error",
-        headers={k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")},
+        headers={k: v for k, v in exc.headers.items() if k.lower() in _KEPT_HEADERS},
     )
 
 
@@ -79,7 +81,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        raise _as_json(exc) from None
+        raise as_json_error(exc) from None
     except Exception:
         log.exception("unhandled error", path=request.path, method=request.method)
         raise ApiError(500, "internal_error", "internal error; see the gateway log") from None

@@ -19,8 +19,11 @@ from aio_pika.abc import AbstractIncomingMessage
 from aiohttp import web
 
 from orchestrator.gateway.command_waiters import WAITERS
-from orchestrator.gateway.context import AMQP, current_app
+from orchestrator.gateway.context import AMQP, correlation_id, current_app
 from orchestrator.gateway.errors import ApiError
+from orchestrator.gateway.middleware import CORRELATION_HEADER
+from orchestrator.gateway.validation import invalid_parameter
+from schemas.events import EventKind
 from schemas.names import check_username
 from schemas.topology import EVENTS_EXCHANGE
 
@@ -28,6 +31,7 @@ log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
 STREAM_QUEUE_SIZE = 1000
 KEEPALIVE_SECONDS = 15.0
+EVENT_KINDS = frozenset(k.value for k in EventKind)
 
 
 @dataclass(eq=False)
@@ -107,6 +111,19 @@ async def event_listener_ctx(app: web.Application) -> AsyncIterator[None]:
         await channel.close()
 
 
+def parse_kinds(raw: str | None) -> frozenset[str] | None:
+    """The ``?types=`` event kinds (None: all); 422 naming ``types`` for unknown kinds."""
+    if raw is None:
+        return None
+    kinds = frozenset(t.strip() for t in raw.split(",") if t.strip())
+    unknown = kinds - EVENT_KINDS
+    if not kinds or unknown:
+        raise invalid_parameter(
+            "types", f"comma-separated event kinds, each one of: {', '.join(sorted(EVENT_KINDS))}"
+        )
+    return kinds
+
+
 def _sse(event: dict[str, Any]) -> bytes:
     kind = ".".join(str(event.get("type", "")).split(".")[-3:-1]) or "message"
     return f"id: {event.get('id', '')}\nevent: {kind}\ndata: {json.dumps(event)}\n\n".encode()
@@ -125,24 +142,23 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         try:
             check_username(user)
         except ValueError as exc:
-            raise ApiError(400, "bad_request", f"user: {exc}") from None
+            raise invalid_parameter("user", str(exc)) from None
         if app.user_prefix and not user.startswith(app.user_prefix):
             raise ApiError(403, "forbidden", f"app '{app.name}' may not watch user '{user}'")
-    types = request.query.get("types")
-    kinds = frozenset(t.strip() for t in types.split(",") if t.strip()) if types else None
-    sub = Subscription(app=app.name, user=user, kinds=kinds)
+    sub = Subscription(app=app.name, user=user, kinds=parse_kinds(request.query.get("types")))
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
+            CORRELATION_HEADER: correlation_id(request),
         }
     )
-    await response.prepare(request)
-    await response.write(b": connected\n\n")
     broadcaster = request.app[BROADCASTER]
-    broadcaster.subscribe(sub)
+    broadcaster.subscribe(sub)  # before "connected": nothing after it is missed
     try:
+        await response.prepare(request)
+        await response.write(b": connected\n\n")
         while True:
             try:
                 async with asyncio.timeout(KEEPALIVE_SECONDS):

@@ -1,8 +1,10 @@
-"""Liveness (``/healthz``) and readiness (``/readyz``: broker connected, DB answers)."""
+"""Operational endpoints: liveness (``/healthz``), readiness (``/readyz``: broker
+connected, DB answers) and Prometheus metrics (``/metrics``). None needs an app key."""
 
 from __future__ import annotations
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 
 from orchestrator.gateway.context import AMQP, COMMANDS
@@ -18,10 +20,15 @@ async def healthz(_request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready to accept commands: the broker connection is open and the DB answers."""
+    """Ready to accept commands: connected to the broker (not reconnecting) and the DB answers.
+
+    503 while either is down, so a load balancer stops sending commands that would be
+    answered 503 anyway.
+    """
     checks: dict[str, str] = {}
     connection = request.app[AMQP]
-    checks["broker"] = "ok" if not connection.is_closed else "down"
+    connected = connection.connected.is_set() and not connection.is_closed
+    checks["broker"] = "ok" if connected else "down"
     try:
         async with request.app[COMMANDS].sessions() as session:
             await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
@@ -33,3 +40,11 @@ async def readyz(request: web.Request) -> web.Response:
         {"status": "ready" if ready else "not ready", "checks": checks},
         status=200 if ready else 503,
     )
+
+
+@routes.get("/metrics")
+async def metrics(_request: web.Request) -> web.Response:
+    """This process's Prometheus metrics (text exposition format)."""
+    response = web.Response(body=generate_latest(REGISTRY))
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response

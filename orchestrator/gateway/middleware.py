@@ -1,4 +1,10 @@
-"""Request middleware: correlation id and app authentication."""
+"""Correlation ids: accepted from ``X-Correlation-ID`` or generated, echoed, logged.
+
+A well-formed id (1-128 of ``A-Z a-z 0-9 . _ : -``) given by the caller is kept;
+anything else is replaced by a fresh UUID. The id is bound to every log line of
+the request, echoed on every response (errors included), stored with the command
+and carried in the bus message's headers.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +15,24 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from orchestrator.gateway.context import APPS, REQUEST_APP, REQUEST_CORRELATION_ID
-from orchestrator.gateway.errors import ApiError
+from orchestrator.gateway.context import REQUEST_CORRELATION_ID
 
 CORRELATION_HEADER = "X-Correlation-ID"
-_CORRELATION_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi", "/static/", "/docs")
+CORRELATION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+_CORRELATION_RE = re.compile(CORRELATION_ID_PATTERN)
+
+
+def choose_correlation_id(given: str | None) -> str:
+    """``given`` if it is a well-formed correlation id, else a new UUID."""
+    if given and _CORRELATION_RE.fullmatch(given):
+        return given
+    return str(uuid.uuid4())
 
 
 @web.middleware
 async def correlation(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Accept a well-formed ``X-Correlation-ID`` or make one; bind it to every log line."""
-    given = request.headers.get(CORRELATION_HEADER, "")
-    value = given if _CORRELATION_RE.fullmatch(given) else str(uuid.uuid4())
+    """Outermost middleware: pick the correlation id, bind it, echo it on the answer."""
+    value = choose_correlation_id(request.headers.get(CORRELATION_HEADER))
     request[REQUEST_CORRELATION_ID] = value
     structlog.contextvars.bind_contextvars(correlation_id=value)
     try:
@@ -31,39 +42,6 @@ async def correlation(request: web.Request, handler: Handler) -> web.StreamRespo
         raise
     finally:
         structlog.contextvars.unbind_contextvars("correlation_id", "app", "command_id")
-    response.headers[CORRELATION_HEADER] = value
+    if not response.prepared:  # a stream (SSE) sent its headers already
+        response.headers[CORRELATION_HEADER] = value
     return response
-
-
-@web.middleware
-async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Require ``Authorization: Bearer <app key>`` on the API (401 missing/unknown key)."""
-    if request.path.startswith(PUBLIC_PREFIXES) or request.path == "/":
-        return await handler(request)
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
-    if not header:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "missing Authorization header; send 'Authorization: Bearer <app key>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if scheme.lower() != "bearer" or not key.strip():
-        raise ApiError(
-            401,
-            "unauthorized",
-            "Authorization must use the Bearer scheme with an app key",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    identity = await request.app[APPS].authenticate(key.strip())
-    if identity is None:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "unknown or revoked app key",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
-    request[REQUEST_APP] = identity
-    structlog.contextvars.bind_contextvars(app=identity.name)
-    return await handler(request)

@@ -11,6 +11,7 @@ from aiohttp import web
 from orchestrator.db.notebooks import StoredVersion
 from orchestrator.gateway.context import NOTEBOOKS, current_app
 from orchestrator.gateway.errors import ApiError
+from orchestrator.gateway.validation import invalid_parameter
 from schemas.names import check_notebook_path, check_username
 
 routes = web.RouteTableDef()
@@ -21,7 +22,7 @@ def _user(request: web.Request) -> str:
     try:
         check_username(user)
     except ValueError as exc:
-        raise ApiError(400, "bad_request", f"user: {exc}") from None
+        raise invalid_parameter("user", str(exc)) from None
     app = current_app(request)
     if app.user_prefix and not user.startswith(app.user_prefix):
         raise ApiError(403, "forbidden", f"app '{app.name}' may not read user '{user}'")
@@ -29,10 +30,12 @@ def _user(request: web.Request) -> str:
 
 
 def _path(request: web.Request) -> str:
+    if "path" not in request.query:
+        raise invalid_parameter("path", "required query parameter is missing")
     try:
-        return check_notebook_path(request.query.get("path", ""))
+        return check_notebook_path(request.query["path"])
     except ValueError as exc:
-        raise ApiError(400, "bad_request", f"path: {exc}") from None
+        raise invalid_parameter("path", str(exc)) from None
 
 
 def version_view(version: StoredVersion) -> dict[str, Any]:

@@ -1,0 +1,271 @@
+"""Gateway throughput and accept latency against a raw aio-pika publisher, same broker.
+
+Starts a private RabbitMQ and one gateway process (no Hub, no consumers) through
+LocalStack, then, in this process:
+
+1. closed loop, ``--concurrency`` workers, ``--commands`` POSTs of ``ensure-user`` to
+   the real gateway over HTTP (aiohttp client, keep-alive): accepted/s, p50/p99;
+2. the baseline: a raw aio-pika publisher with confirms, ``mandatory``, persistent
+   messages of the same size to the same exchange, same concurrency: msg/s, p50/p99;
+3. open loop at a fixed rate (``--rate``, default 1,000/s) for ``--seconds`` against the
+   gateway, latency measured from each request's scheduled start (no coordinated
+   omission), and the same for the raw publisher.
+
+Prints the figures and the ratio gateway/raw. Partition queues are purged after each
+phase (nothing consumes them). Everything started is stopped at the end.
+
+    .venv/bin/python bench/gateway_throughput.py [--commands 5000 --concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aio_pika
+import aiohttp
+import psutil
+
+from orchestrator.localstack.stack import LocalStack, StackOptions
+from schemas.commands import CommandMessage, EnsureUser, utcnow
+from schemas.topology import COMMANDS_EXCHANGE, HEADER_COMMAND_ID, Partitioning
+
+Send = Callable[[int], Awaitable[bool]]
+
+
+@dataclass
+class Figures:
+    """Outcome of one phase."""
+
+    name: str
+    ok: int
+    failed: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        """Successful operations per second."""
+        return self.ok / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        """Latency percentile ``q`` (0-100) in milliseconds."""
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
+        return ordered[index] * 1000
+
+    def line(self) -> str:
+        """One printable line."""
+        return (
+            f"{self.name:<34} {self.rate:8.0f} /s   p50 {self.percentile(50):6.1f} ms"
+            f"   p99 {self.percentile(99):6.1f} ms   max {self.percentile(100):7.1f} ms"
+            f"   ok {self.ok} failed {self.failed}"
+        )
+
+
+async def closed_loop(name: str, send: Send, total: int, concurrency: int) -> Figures:
+    """``concurrency`` workers send ``total`` operations back to back."""
+    counter = iter(range(total))
+    latencies: list[float] = []
+    failed = 0
+
+    async def worker() -> None:
+        nonlocal failed
+        for i in counter:
+            started = time.perf_counter()
+            if await send(i):
+                latencies.append(time.perf_counter() - started)
+            else:
+                failed += 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Figures(name, len(latencies), failed, time.perf_counter() - began, latencies)
+
+
+async def open_loop(name: str, send: Send, rate: float, seconds: float) -> Figures:
+    """Start one operation every ``1/rate`` s; latency counts from the scheduled start."""
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    failed = 0
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+
+    async def one(i: int, scheduled: float) -> None:
+        nonlocal failed
+        if await send(i):
+            latencies.append(loop.time() - scheduled)
+        else:
+            failed += 1
+
+    tasks = []
+    for i in range(total):
+        scheduled = began + i / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    await asyncio.gather(*tasks)
+    return Figures(name, len(latencies), failed, loop.time() - began, latencies)
+
+
+def gateway_sender(session: aiohttp.ClientSession, url: str, key: str, run: str) -> Send:
+    """POST one ensure-user command per call; True on 202."""
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def send(i: int) -> bool:
+        body = {"type": "ensure-user", "user": f"{run}-{i}"}
+        async with session.post(f"{url}/v1/commands", json=body, headers=headers) as resp:
+            await resp.read()
+            return resp.status == 202
+
+    return send
+
+
+def raw_sender(exchange: aio_pika.abc.AbstractExchange, run: str) -> Send:
+    """Publish one command message (as the gateway would) per call; True when confirmed."""
+
+    async def send(i: int) -> bool:
+        command_id = uuid.uuid4()
+        message = CommandMessage(
+            id=command_id,
+            app="bench",
+            correlation_id=str(uuid.uuid4()),
+            accepted_at=utcnow(),
+            command=EnsureUser(user=f"{run}-{i}"),
+        )
+        await exchange.publish(
+            aio_pika.Message(
+                message.model_dump_json().encode(),
+                headers={HEADER_COMMAND_ID: str(command_id)},
+                message_id=str(command_id),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=f"{run}-{i}",
+            mandatory=True,
+            timeout=5,
+        )
+        return True
+
+    return send
+
+
+async def purge(channel: aio_pika.abc.AbstractChannel, partitions: int) -> None:
+    """Empty the partition queues (nothing consumes them in this benchmark)."""
+    for name in Partitioning(partitions).queues():
+        queue = await channel.get_queue(name, ensure=False)
+        await queue.purge()
+
+
+async def run(stack: LocalStack, args: argparse.Namespace) -> tuple[list[Figures], float]:
+    """All phases against a started stack; also the gateway's CPU µs per command."""
+    key = stack.issue_app_key("bench")
+    connector = aiohttp.TCPConnector(limit=max(args.concurrency, 64) * 4)
+    connection = await aio_pika.connect(stack.broker.amqp_url)
+    results: list[Figures] = []
+    async with aiohttp.ClientSession(connector=connector) as session, connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange = await channel.get_exchange(COMMANDS_EXCHANGE)
+        gateway = gateway_sender(session, stack.gateway_url, key, "warm")
+        await closed_loop("warm-up", gateway, min(1000, args.commands), args.concurrency)
+        await closed_loop("warm-up raw", raw_sender(exchange, "warm"), 500, args.concurrency)
+        await purge(channel, stack.options.partitions)
+
+        c = args.concurrency
+        phases: list[tuple[str, Callable[[], Awaitable[Figures]]]] = [
+            (
+                "gateway",
+                lambda: closed_loop(
+                    f"gateway HTTP, concurrency {c}",
+                    gateway_sender(session, stack.gateway_url, key, "gw"),
+                    args.commands,
+                    c,
+                ),
+            ),
+            (
+                "raw",
+                lambda: closed_loop(
+                    f"raw aio-pika, concurrency {c}",
+                    raw_sender(exchange, "raw"),
+                    args.commands,
+                    c,
+                ),
+            ),
+            (
+                "gateway-rate",
+                lambda: open_loop(
+                    f"gateway HTTP at {args.rate:.0f}/s",
+                    gateway_sender(session, stack.gateway_url, key, "gwr"),
+                    args.rate,
+                    args.seconds,
+                ),
+            ),
+            (
+                "raw-rate",
+                lambda: open_loop(
+                    f"raw aio-pika at {args.rate:.0f}/s",
+                    raw_sender(exchange, "rawr"),
+                    args.rate,
+                    args.seconds,
+                ),
+            ),
+        ]
+        gateway_process = psutil.Process(stack.gateway.pid if stack.gateway else 0)
+        gateway_cpu_us = 0.0
+        for name, phase in phases:
+            cpu_before = sum(gateway_process.cpu_times()[:2])
+            figures = await phase()
+            if name == "gateway" and figures.ok:
+                cpu = sum(gateway_process.cpu_times()[:2]) - cpu_before
+                gateway_cpu_us = cpu / figures.ok * 1e6
+            print(figures.line(), flush=True)
+            results.append(figures)
+            await purge(channel, stack.options.partitions)
+    return results, gateway_cpu_us
+
+
+def main() -> int:
+    """Start the stack, run the phases, print figures and ratios, stop everything."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commands", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as state:
+        stack = LocalStack(
+            Path(state),
+            StackOptions(consumers=0, hub=False, hub_service=False, partitions=args.partitions),
+        )
+        stack.start()
+        try:
+            (gateway, raw, gateway_rate, raw_rate), gateway_cpu_us = asyncio.run(run(stack, args))
+        finally:
+            stack.stop()
+    ratio = gateway.rate / raw.rate if raw.rate else float("nan")
+    print()
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores")
+    print(f"gateway CPU per accepted command (closed loop): {gateway_cpu_us:.0f} us")
+    print(f"ratio gateway/raw at concurrency {args.concurrency}: {ratio:.2f}   (target >= 0.6)")
+    print(
+        f"at {args.rate:.0f}/s offered: gateway p99 {gateway_rate.percentile(99):.1f} ms "
+        f"(achieved {gateway_rate.rate:.0f}/s), raw p99 {raw_rate.percentile(99):.1f} ms   "
+        "(target <= 25 ms)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

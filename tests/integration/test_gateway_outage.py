@@ -1,0 +1,106 @@
+"""202 only after the broker confirmed: with the REAL broker stopped, commands are refused.
+
+Stops the broker, so it runs on its own stack (broker + gateway, no Hub).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlmodel import col, select
+
+from orchestrator.db.engine import make_engine, make_sessionmaker
+from orchestrator.db.models import CommandRecord, CommandStatus
+from orchestrator.localstack.stack import LocalStack, StackOptions
+from tests.integration.gateway_client import bus_messages, post_command
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def outage_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    state: Path = tmp_path_factory.mktemp("gateway-outage")
+    stack = LocalStack(state, StackOptions(consumers=0, hub=False, hub_service=False))
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+async def _ready(gw: aiohttp.ClientSession) -> int:
+    async with gw.get("/readyz") as resp:
+        return resp.status
+
+
+def _before(deadline: float, what: str) -> None:
+    """Polling step (nothing announces these changes): fail once ``deadline`` passed."""
+    assert time.monotonic() < deadline, f"timed out waiting for {what}"
+
+
+async def _commands_with_key(stack: LocalStack, key: str) -> list[CommandRecord]:
+    engine = make_engine(stack.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            stmt = select(CommandRecord).where(col(CommandRecord.idempotency_key) == key)
+            return list((await session.exec(stmt)).all())
+    finally:
+        await engine.dispose()
+
+
+async def test_broker_down_means_503_never_202_and_recovery_brings_202_back(
+    outage_stack: LocalStack,
+) -> None:
+    key = await asyncio.to_thread(outage_stack.issue_app_key, "outage-app")
+    retry_key = f"retry-{uuid.uuid4()}"
+    async with aiohttp.ClientSession(
+        base_url=outage_stack.gateway_url, timeout=aiohttp.ClientTimeout(total=60)
+    ) as gw:
+
+        async def send(user: str, **headers: str) -> tuple[int, dict[str, str], dict[str, Any]]:
+            return await post_command(gw, key, {"type": "ensure-user", "user": user}, **headers)
+
+        assert (await send("before"))[0] == 202
+        await asyncio.to_thread(outage_stack.broker.stop_broker_only)
+        try:
+            deadline = time.monotonic() + 30
+            while await _ready(gw) == 200:
+                _before(deadline, "/readyz to report not ready")
+                await asyncio.sleep(0.2)
+            async with gw.get("/readyz") as resp:
+                assert (await resp.json())["checks"]["broker"] == "down"
+
+            status, headers, body = await send("during", **{"Idempotency-Key": retry_key})
+            assert status == 503
+            assert int(headers["Retry-After"]) > 0
+            assert body["error"]["code"] == "bus_unavailable"
+            assert "not accepted" in body["error"]["message"]
+            for i in range(5):
+                assert (await send(f"during-{i}"))[0] == 503
+            [refused] = await _commands_with_key(outage_stack, retry_key)
+            assert refused.status == CommandStatus.REJECTED  # never left looking accepted
+        finally:
+            await asyncio.to_thread(outage_stack.broker.start_again)
+
+        # the robust connection comes back by itself; 503 until it has
+        deadline = time.monotonic() + 60
+        attempt = 0
+        while (status := (await send(f"after-{attempt}"))[0]) != 202:
+            assert status == 503
+            _before(deadline, "a 202 after the restart")
+            attempt += 1
+            await asyncio.sleep(0.2)
+        assert await _ready(gw) == 200
+
+        # the refused command, retried with its Idempotency-Key, is accepted now
+        status, _, revived = await send("during", **{"Idempotency-Key": retry_key})
+        assert status == 202
+        assert revived["id"] == str(refused.id) and revived["status"] == "accepted"
+        assert len(await bus_messages(outage_stack, revived["id"])) == 1
