@@ -14,7 +14,7 @@ from urllib.parse import quote
 import aiohttp
 
 from consumers.errors import NotFoundError
-from consumers.http_edge import RetryPolicy, raise_for_status
+from consumers.http_edge import RetryPolicy, raise_for_status, timed_call
 
 
 class ContentsClient:
@@ -31,7 +31,7 @@ class ContentsClient:
         self._session = session
         self._base = hub_public_url.rstrip("/")
         self._headers = {"Authorization": f"token {token}"}
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or RetryPolicy(target="contents")
 
     def _url(self, user: str, path: str) -> str:
         return f"{self._base}/user/{quote(user)}/api/contents/{quote(path)}"
@@ -47,14 +47,18 @@ class ContentsClient:
         params: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         async def once() -> tuple[int, Any]:
-            async with self._session.request(
-                method,
-                self._url(user, path),
-                headers=self._headers,
-                json=body,
-                params=params,
-                allow_redirects=False,
-            ) as response:
+            async with (
+                timed_call(f"{method} /user/{{name}}/api/contents") as record,
+                self._session.request(
+                    method,
+                    self._url(user, path),
+                    headers=self._headers,
+                    json=body,
+                    params=params,
+                    allow_redirects=False,
+                ) as response,
+            ):
+                record(response.status)
                 if response.status in ok:
                     text = await response.text()
                     return response.status, json.loads(text) if text else None

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from consumers.errors import NotFoundError
 from consumers.notebook_codec import canonicalise, empty_notebook
 from consumers.ports import ContentsPort, HubPort, VersionStore
+from hub_service.launch.codes import LaunchLinkIssuer
 from orchestrator.db.notebooks import StoredVersion
 from schemas import commands as c
 from schemas.events import CloudEvent, EventKind, NotebookSaved, SaveOrigin, make_event
@@ -30,6 +31,7 @@ class Ports:
     versions: VersionStore
     hub_public_url: str
     inline_content_max_bytes: int = 16_384
+    launch_links: LaunchLinkIssuer | None = None
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,8 @@ async def start_server(cmd: c.StartServer, ports: Ports, _id: uuid.UUID) -> Outc
 
 async def stop_server(cmd: c.StopServer, ports: Ports, _id: uuid.UUID) -> Outcome:
     """Stop the user's server; nothing to stop is success."""
-    await ports.hub.stop_server(cmd.user)
-    return Outcome({"user": cmd.user, "stopped": True})
+    was_running = await ports.hub.stop_server(cmd.user)
+    return Outcome({"user": cmd.user, "stopped": True, "was_running": was_running})
 
 
 async def create(cmd: c.CreateNotebook, ports: Ports, _id: uuid.UUID) -> Outcome:
@@ -124,9 +126,10 @@ async def create(cmd: c.CreateNotebook, ports: Ports, _id: uuid.UUID) -> Outcome
     return Outcome({"path": cmd.path, "created": True})
 
 
-async def _restore(
+async def _stored_version(
     user: str, path: str, version_id: uuid.UUID | None, ports: Ports
-) -> StoredVersion:
+) -> tuple[StoredVersion, str]:
+    """The version to restore and its content; NotFoundError before any Hub call."""
     if version_id is not None:
         version = await ports.versions.version(version_id)
         if version is None or version.user != user:
@@ -138,15 +141,22 @@ async def _restore(
     text = await ports.versions.content(version.sha256)
     if text is None:
         raise NotFoundError(f"content of version {version.id} is missing")
+    return version, text
+
+
+async def _write_version(user: str, path: str, text: str, ports: Ports) -> None:
     await ports.contents.ensure_parent(user, path)
     await ports.contents.write_notebook(user, path, json.loads(text))
-    return version
 
 
 async def restore(cmd: c.RestoreNotebook, ports: Ports, _id: uuid.UUID) -> Outcome:
-    """Write a stored version (given, or the latest) to ``path`` in the user's server."""
+    """Write a stored version (given, or the latest) to ``path`` in the user's server.
+
+    An unknown version fails at once, before a server is started for nothing.
+    """
+    version, text = await _stored_version(cmd.user, cmd.path, cmd.version_id, ports)
     await _ensure_server(cmd.user, ports)
-    version = await _restore(cmd.user, cmd.path, cmd.version_id, ports)
+    await _write_version(cmd.user, cmd.path, text, ports)
     return Outcome({"path": cmd.path, "version_id": str(version.id), "sha256": version.sha256})
 
 
@@ -178,6 +188,14 @@ async def save(cmd: c.SaveNotebook, ports: Ports, command_id: uuid.UUID) -> Outc
     )
 
 
+def _launch(user: str, path: str, ports: Ports) -> dict[str, Any]:
+    """A one-time launch link when the Hub uses the launch authenticator, else the lab URL."""
+    if ports.launch_links is None:
+        return {"launch_url": notebook_url(ports.hub_public_url, user, path), "expires_at": None}
+    link = ports.launch_links.link(user, path)
+    return {"launch_url": link.url, "expires_at": link.expires_at.isoformat()}
+
+
 async def open_notebook(cmd: c.OpenNotebook, ports: Ports, _id: uuid.UUID) -> Outcome:
     """Ensure user and server; keep the file if present, else restore latest or create."""
     await _ensure_server(cmd.user, ports)
@@ -185,7 +203,9 @@ async def open_notebook(cmd: c.OpenNotebook, ports: Ports, _id: uuid.UUID) -> Ou
     if not await ports.contents.exists(cmd.user, cmd.path):
         latest = await ports.versions.latest(cmd.user, cmd.path)
         if latest is not None:
-            restored = str((await _restore(cmd.user, cmd.path, latest.id, ports)).id)
+            version, text = await _stored_version(cmd.user, cmd.path, latest.id, ports)
+            await _write_version(cmd.user, cmd.path, text, ports)
+            restored = str(version.id)
         else:
             await ports.contents.ensure_parent(cmd.user, cmd.path)
             await ports.contents.write_notebook(cmd.user, cmd.path, empty_notebook())
@@ -193,7 +213,7 @@ async def open_notebook(cmd: c.OpenNotebook, ports: Ports, _id: uuid.UUID) -> Ou
         {
             "path": cmd.path,
             "restored_version_id": restored,
-            "launch_url": notebook_url(ports.hub_public_url, cmd.user, cmd.path),
+            **_launch(cmd.user, cmd.path, ports),
         }
     )
 

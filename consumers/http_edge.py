@@ -1,36 +1,69 @@
-"""The I/O edge shared by the Hub and contents clients: status mapping and retries.
+"""The I/O edge shared by the Hub and contents clients: status mapping, retries, timing.
 
 Only transient failures are retried, with jittered exponential backoff, bounded in
-attempts and time, and never sooner than a server's ``Retry-After``.
+attempts and time, and never sooner than a server's ``Retry-After``. Every call is
+timed into ``orch_hub_call_seconds`` by endpoint template (never a user name) and status.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
 
 import aiohttp
+import structlog
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
-    wait_random_exponential,
 )
 
 from consumers.errors import HubForbidden, NotFoundError, PermanentError, TransientError
+from orchestrator.metrics import HUB_CALL_SECONDS, HUB_RETRIES
 
+log = structlog.get_logger(__name__)
 T = TypeVar("T")
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date)."""
+    if value is None:
         return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def error_for_status(status: int, message: str, retry_after: float | None = None) -> Exception:
+    """The typed error for an HTTP error ``status`` (see :mod:`consumers.errors`).
+
+    429 and 5xx are transient (carrying ``Retry-After``), 403 means the service role
+    lacks a scope, 404 is not-found, any other 4xx is permanent.
+    """
+    if status in TRANSIENT_STATUSES:
+        return TransientError(message, retry_after=retry_after)
+    if status == 403:
+        return HubForbidden(f"{message} (check the orchestrator service's role scopes)")
+    if status == 404:
+        return NotFoundError(message)
+    return PermanentError(message)
 
 
 async def raise_for_status(response: aiohttp.ClientResponse, what: str) -> None:
@@ -43,54 +76,113 @@ async def raise_for_status(response: aiohttp.ClientResponse, what: str) -> None:
     except Exception:
         detail = (await response.text())[:300]
     message = f"{what}: HTTP {response.status}: {detail}"
-    if response.status in TRANSIENT_STATUSES:
-        raise TransientError(message, retry_after=_retry_after(response.headers))
-    if response.status == 403:
-        raise HubForbidden(f"{message} (check the orchestrator service's role scopes)")
-    if response.status == 404:
-        raise NotFoundError(message)
-    raise PermanentError(message)
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    raise error_for_status(response.status, message, retry_after)
 
 
-class _WaitHonouringRetryAfter:
-    def __init__(self, base: Any) -> None:
-        self._base = base
+@contextlib.asynccontextmanager
+async def timed_call(endpoint: str) -> AsyncIterator[Callable[[int], None]]:
+    """Time one HTTP call into ``orch_hub_call_seconds``; call the yielded fn with the status.
+
+    ``endpoint`` is a template such as ``POST /users/{name}/server``. A call that ends
+    without a status (connection error, timeout) is recorded with status ``error``.
+    """
+    started = time.perf_counter()
+    status: list[str] = ["error"]
+
+    def record(code: int) -> None:
+        status[0] = str(code)
+
+    try:
+        yield record
+    finally:
+        HUB_CALL_SECONDS.labels(endpoint, status[0]).observe(time.perf_counter() - started)
+
+
+def retry_delay_bounds(
+    attempt: int, retry_after: float | None, *, multiplier: float = 0.25, max_wait: float = 8.0
+) -> tuple[float, float]:
+    """Bounds ``(low, high)`` of the wait after failed attempt ``attempt`` (1-based).
+
+    Full jitter below an exponential ceiling ``multiplier * 2**(attempt-1)`` capped at
+    ``max_wait``; never less than the server's ``Retry-After`` when it gave one.
+    """
+    ceiling = min(max_wait, multiplier * 2 ** max(0, attempt - 1))
+    floor = retry_after or 0.0
+    return floor, max(floor, ceiling)
+
+
+class JitteredBackoff:
+    """A tenacity wait: uniform in :func:`retry_delay_bounds`, honouring ``Retry-After``."""
+
+    def __init__(
+        self,
+        *,
+        multiplier: float = 0.25,
+        max_wait: float = 8.0,
+        draw: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        self.multiplier = multiplier
+        self.max_wait = max_wait
+        self._draw = draw
 
     def __call__(self, state: RetryCallState) -> float:
-        backoff = float(self._base(state))
+        """Seconds to wait before the next attempt."""
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, TransientError) and exc.retry_after is not None:
-            return max(backoff, exc.retry_after)
-        return backoff
+        retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+        low, high = retry_delay_bounds(
+            state.attempt_number,
+            retry_after,
+            multiplier=self.multiplier,
+            max_wait=self.max_wait,
+        )
+        return self._draw(low, high)
 
 
 class RetryPolicy:
-    """How hard the clients retry transient errors in-process."""
+    """How hard the clients retry transient errors in-process (``target`` labels metrics)."""
 
     def __init__(
-        self, *, attempts: int = 6, max_seconds: float = 60.0, max_wait: float = 8.0
+        self,
+        *,
+        attempts: int = 6,
+        max_seconds: float = 60.0,
+        max_wait: float = 8.0,
+        target: str = "hub",
     ) -> None:
         self.attempts = attempts
         self.max_seconds = max_seconds
         self.max_wait = max_wait
+        self.target = target
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        HUB_RETRIES.labels(self.target).inc()
+        exc = state.outcome.exception() if state.outcome else None
+        log.info(
+            "transient error, retrying",
+            target=self.target,
+            attempt=state.attempt_number,
+            wait=round(state.upcoming_sleep, 2),
+            error=str(exc)[:200],
+        )
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run ``fn``, retrying TransientError; connection errors become TransientError."""
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self.attempts) | stop_after_delay(self.max_seconds),
-            wait=_WaitHonouringRetryAfter(
-                wait_random_exponential(multiplier=0.25, max=self.max_wait)
-            ),
+            wait=JitteredBackoff(max_wait=self.max_wait),
+            before_sleep=self._before_sleep,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                return await _as_transient(fn)
+                return await as_transient(fn)
         raise AssertionError("unreachable")
 
 
-async def _as_transient(fn: Callable[[], Awaitable[T]]) -> T:
+async def as_transient(fn: Callable[[], Awaitable[T]]) -> T:
+    """Await ``fn()``; connection problems and timeouts become :class:`TransientError`."""
     try:
         return await fn()
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:

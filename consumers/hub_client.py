@@ -2,7 +2,8 @@
 
 One aiohttp session, ``Authorization: token …``, a semaphore on concurrent Hub calls
 and a separate, smaller one on concurrent spawns so that a burst of users queues
-here instead of hitting the Hub's ``concurrent_spawn_limit``.
+here instead of hitting the Hub's ``concurrent_spawn_limit`` (whose 429 asks for a
+30-60 s pause).
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ import aiohttp
 import structlog
 
 from consumers.errors import NotFoundError, PermanentError, SpawnFailed, TransientError
-from consumers.http_edge import RetryPolicy, raise_for_status
+from consumers.http_edge import RetryPolicy, as_transient, raise_for_status, timed_call
+from orchestrator.metrics import SPAWN_SECONDS
 
 log = structlog.get_logger(__name__)
+BUSY_PAUSE_SECONDS = 0.5  # the Hub offers no event for "stop finished" or "spawn registered"
+MAX_SPAWN_REQUESTS = 3
+STOP_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -33,13 +38,17 @@ class ServerState:
     url: str | None
 
 
-def _is_busy(body: Any) -> bool:
+def is_busy(body: Any) -> bool:
+    """True if a 400 from ``POST .../server`` means "already running" or "pending"."""
     message = str((body or {}).get("message", "")).lower()
     return "already running" in message or "pending" in message
 
 
 class HubClient:
-    """Calls the Hub API as the orchestrator service; idempotent, convergent operations."""
+    """Calls the Hub API as the orchestrator service; idempotent, convergent operations.
+
+    ``calls_made`` counts Hub API requests (progress streams included).
+    """
 
     def __init__(
         self,
@@ -58,22 +67,29 @@ class HubClient:
         self._calls = asyncio.Semaphore(concurrency)
         self._spawns = asyncio.Semaphore(spawn_concurrency)
         self._spawn_timeout = spawn_timeout
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or RetryPolicy(target="hub")
         self.calls_made = 0
 
     async def _request(
-        self, method: str, path: str, *, ok: tuple[int, ...], json_body: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        endpoint: str,
+        ok: tuple[int, ...],
+        json_body: Any = None,
     ) -> tuple[int, Any]:
         async def once() -> tuple[int, Any]:
-            async with self._calls:
+            async with self._calls, timed_call(f"{method} {endpoint}") as record:
                 self.calls_made += 1
                 async with self._session.request(
                     method, self._api + path, headers=self._headers, json=json_body
                 ) as response:
+                    record(response.status)
                     if response.status in ok:
                         text = await response.text()
                         return response.status, json.loads(text) if text else None
-                    await raise_for_status(response, f"{method} {path}")
+                    await raise_for_status(response, f"{method} {endpoint}")
                     raise AssertionError("unreachable")
 
         return await self._retry.call(once)
@@ -81,7 +97,9 @@ class HubClient:
     async def server_state(self, user: str) -> ServerState:
         """One call: does the user exist, and is the default server ready or pending."""
         try:
-            _, model = await self._request("GET", f"/users/{quote(user)}", ok=(200,))
+            _, model = await self._request(
+                "GET", f"/users/{quote(user)}", endpoint="/users/{name}", ok=(200,)
+            )
         except NotFoundError:
             return ServerState(False, False, None, None)
         server = (model.get("servers") or {}).get("")
@@ -91,70 +109,124 @@ class HubClient:
 
     async def ensure_user(self, user: str) -> bool:
         """Create the user if missing; True if this call created it (201), False on 409."""
-        status, _ = await self._request("POST", f"/users/{quote(user)}", ok=(201, 409))
+        status, _ = await self._request(
+            "POST", f"/users/{quote(user)}", endpoint="/users/{name}", ok=(201, 409)
+        )
         return status == 201
 
     async def start_server(self, user: str, known: ServerState | None = None) -> str:
         """Start the default server unless running, wait until ready, return its URL.
 
-        Converges from any state: ready → done (no call beyond the state read, or none
-        when ``known`` says ready); spawn pending → follow the progress stream; stop
-        pending → wait and start again; stopped → POST (201 ready, 202 pending, 400
-        already running or pending). 429 (the Hub's spawn limit) is transient and
-        retried after ``Retry-After``. Spawns are limited by this client's semaphore.
+        Converges from any state: ready → done (no call at all when ``known`` says
+        ready); spawn pending (e.g. left by a consumer that died) → follow the progress
+        stream; stop pending → wait and start again; stopped → POST (201 ready, 202
+        pending, 400 already running or pending). 429 (the Hub's spawn limit) is
+        transient and waited out after ``Retry-After``. At most ``spawn_concurrency``
+        spawns run at once from this client; the rest queue here. A spawn the Hub
+        reports as failed raises :class:`SpawnFailed`; not ready within
+        ``spawn_timeout`` raises :class:`TransientError`.
         """
         if known is not None and known.ready and known.url is not None:
             return known.url
-        started = time.monotonic()
-        async with self._spawns, asyncio.timeout(self._spawn_timeout):
-            while True:
-                state = await self.server_state(user)
-                if state.ready and state.url is not None:
-                    log.info(
-                        "server ready", user=user, seconds=round(time.monotonic() - started, 2)
-                    )
-                    return state.url
-                if state.pending == "spawn":
-                    await self._follow_progress(user)
-                elif state.pending is not None:
-                    await asyncio.sleep(0.5)  # stopping: the Hub offers no event for it
-                else:
-                    status, body = await self._request(
-                        "POST", f"/users/{quote(user)}/server", ok=(201, 202, 400)
-                    )
-                    if status == 202:
-                        await self._follow_progress(user)
-                    elif status == 400 and not _is_busy(body):
-                        raise PermanentError(f"Hub refused to start the server: {body}")
+        async with self._spawns:
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(self._spawn_timeout):
+                    url, spawned = await self._converge_running(user)
+            except TimeoutError as exc:
+                raise TransientError(
+                    f"server of {user} not ready after {self._spawn_timeout:.0f} s"
+                ) from exc
+        if spawned:
+            seconds = time.monotonic() - started
+            SPAWN_SECONDS.observe(seconds)
+            log.info("server ready", user=user, seconds=round(seconds, 2))
+        return url
 
-    async def _follow_progress(self, user: str) -> bool:
-        """Read the progress event stream; True on ready, raise on failed."""
+    async def _converge_running(self, user: str) -> tuple[str, bool]:
+        requests = 0
+        waited = False
+        while True:
+            state = await self.server_state(user)
+            if state.ready and state.url is not None:
+                return state.url, waited
+            waited = True
+            if state.pending == "spawn":
+                await self._follow_progress(user)
+                continue
+            if state.pending is not None:
+                await asyncio.sleep(BUSY_PAUSE_SECONDS)  # stopping
+                continue
+            if requests >= MAX_SPAWN_REQUESTS:
+                raise SpawnFailed(f"server of {user} did not start after {requests} requests")
+            requests += 1
+            status, body = await self._request(
+                "POST",
+                f"/users/{quote(user)}/server",
+                endpoint="/users/{name}/server",
+                ok=(201, 202, 400),
+            )
+            if status == 202:
+                await self._follow_progress(user)
+            elif status == 400:
+                if not is_busy(body):
+                    raise PermanentError(f"Hub refused to start the server of {user}: {body}")
+                await asyncio.sleep(BUSY_PAUSE_SECONDS)
+
+    async def _follow_progress(self, user: str) -> None:
+        """Read the progress event stream until it ends; raise SpawnFailed on ``failed``.
+
+        A broken stream or "not starting" (400) just returns: the caller re-reads the
+        server state, which is the truth either way.
+        """
+        try:
+            await as_transient(lambda: self._read_progress(user))
+        except TransientError as exc:
+            log.info("progress stream ended early", user=user, error=exc.message[:200])
+        except PermanentError as exc:
+            if isinstance(exc, SpawnFailed):
+                raise
+            log.info("no progress to follow", user=user, error=exc.message[:200])
+
+    async def _read_progress(self, user: str) -> None:
         url = f"{self._api}/users/{quote(user)}/server/progress"
-        try:
-            async with self._calls:
-                self.calls_made += 1
-                async with self._session.get(url, headers=self._headers) as response:
-                    if response.status != 200:
-                        await raise_for_status(response, "GET progress")
-                        return False
-                    async for raw in response.content:
-                        line = raw.decode().strip()
-                        if not line.startswith("data:"):
-                            continue
-                        event = json.loads(line[5:])
-                        if event.get("ready"):
-                            return True
-                        if event.get("failed"):
-                            raise SpawnFailed(
-                                f"server of {user} failed to start: {event.get('message', '')}"
-                            )
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise TransientError(f"progress stream broke: {type(exc).__name__}") from exc
-        return False
+        self.calls_made += 1
+        async with (
+            timed_call("GET /users/{name}/server/progress") as record,
+            self._session.get(url, headers=self._headers) as response,
+        ):
+            record(response.status)
+            await raise_for_status(response, "GET progress")
+            async for raw in response.content:
+                line = raw.decode().strip()
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:])
+                if event.get("ready"):
+                    return
+                if event.get("failed"):
+                    raise SpawnFailed(
+                        f"server of {user} failed to start: {event.get('message', '')}"
+                    )
 
-    async def stop_server(self, user: str) -> None:
-        """Stop the default server; absent user or stopped server are success."""
-        try:
-            await self._request("DELETE", f"/users/{quote(user)}/server", ok=(202, 204, 400))
-        except NotFoundError:
-            return
+    async def stop_server(self, user: str) -> bool:
+        """Stop the default server and wait until it is gone; False if none was running."""
+        state = await self.server_state(user)
+        if not state.user_exists or not (state.ready or state.pending):
+            return False
+        status, _ = await self._request(
+            "DELETE",
+            f"/users/{quote(user)}/server",
+            endpoint="/users/{name}/server",
+            ok=(202, 204, 400),
+        )
+        if status == 202:
+            try:
+                async with asyncio.timeout(STOP_WAIT_SECONDS):
+                    while True:  # polled: the Hub has no event for "stopped"
+                        if (await self.server_state(user)).pending != "stop":
+                            break
+                        await asyncio.sleep(BUSY_PAUSE_SECONDS)
+            except TimeoutError as exc:
+                raise TransientError(f"server of {user} still stopping") from exc
+        return True

@@ -39,11 +39,28 @@ def canonicalise(content: dict[str, Any]) -> CanonicalNotebook:
     """
     try:
         node = nbformat.from_dict(content)
+        _fill_missing_cell_ids(node)
         nbformat.validate(node)
         text = nbformat.writes(node, version=nbformat.NO_CONVERT)
     except Exception as exc:  # nbformat raises many kinds for bad input
         raise InvalidNotebook(f"not a valid notebook: {str(exc)[:300]}") from exc
     return CanonicalNotebook(text=text, sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
+def _fill_missing_cell_ids(node: Any) -> None:
+    """Give id-less cells of an nbformat >= 4.5 notebook ids derived from their position.
+
+    nbformat's validator would invent random ones, so the same content would hash
+    differently on every save.
+    """
+    if (node.get("nbformat") or 0, node.get("nbformat_minor") or 0) < (4, 5):
+        return
+    cells = node.get("cells")
+    if not isinstance(cells, list):
+        return
+    for index, cell in enumerate(cells):
+        if isinstance(cell, dict) and "id" not in cell:
+            cell["id"] = f"cell-{index}"
 
 
 def empty_notebook() -> dict[str, Any]:

@@ -18,6 +18,8 @@ from schemas.events import (
     make_event,
 )
 
+CREDENTIAL_RESULT_KEYS = frozenset({"launch_url"})
+
 
 class Outbox:
     """Publishes (with confirms) everything a consumer sends after handling a message."""
@@ -26,12 +28,16 @@ class Outbox:
         self.publisher = publisher
 
     async def command_succeeded(self, message: CommandMessage, result: dict[str, Any]) -> None:
-        """Publish ``command.succeeded``; its event id is derived from the command id."""
+        """Publish ``command.succeeded``; its event id is derived from the command id.
+
+        Credentials in the result (the one-time launch link) are left out: every
+        subscriber of the bus sees events, so apps read those from the command status.
+        """
         data = CommandSucceeded(
             command_id=message.id,
             command_type=message.command.type,
             user=message.user,
-            result=result,
+            result={k: v for k, v in result.items() if k not in CREDENTIAL_RESULT_KEYS},
         )
         await self._result(EventKind.COMMAND_SUCCEEDED, message, data)
 

@@ -25,11 +25,13 @@ from consumers.handlers import HANDLERS, Ports
 from consumers.outbox import Outbox
 from orchestrator.db.commands import CommandStore
 from orchestrator.db.models import CommandStatus
+from orchestrator.metrics import COMMAND_RETRIES, COMMANDS_FINISHED, DEAD_LETTERS
 from schemas import topology as t
 from schemas.commands import CommandMessage, utcnow
 
 log = structlog.get_logger(__name__)
 ORDER_BARRIER_WINDOW = timedelta(minutes=10)
+REQUEUE_PAUSE_SECONDS = 1.0
 
 
 class CommandProcessor:
@@ -60,7 +62,7 @@ class CommandProcessor:
         except (ValidationError, ValueError) as exc:
             reason = f"undecodable or schema-invalid command message: {str(exc)[:500]}"
             log.warning("poison message dead-lettered", reason=reason)
-            await self._outbox.dead_letter(incoming, reason)
+            await self._dead_letter(incoming, "poison", reason)
             await incoming.ack()
             return
         structlog.contextvars.bind_contextvars(
@@ -68,14 +70,24 @@ class CommandProcessor:
             correlation_id=message.correlation_id,
             user=message.user,
         )
-        async with self._user_locks.hold(message.user):
-            await self._process(incoming, message)
+        try:
+            async with self._user_locks.hold(message.user):
+                await self._process(incoming, message)
+        except Exception:
+            # The DB or the bus failed before the outcome was durable: give the message
+            # back (after a pause, so an outage is not a hot loop); the quorum queue's
+            # delivery limit parks it in the dead-letter queue if this keeps happening.
+            log.exception("processing failed before the outcome was recorded; requeueing")
+            await asyncio.sleep(REQUEUE_PAUSE_SECONDS)
+            with contextlib.suppress(Exception):
+                await incoming.nack(requeue=True)
+            return
         await incoming.ack()
 
     async def _process(self, incoming: AbstractIncomingMessage, message: CommandMessage) -> None:
         record = await self._commands.begin_attempt(message.id)
         if record is None:
-            await self._outbox.dead_letter(incoming, "no such command in the database")
+            await self._dead_letter(incoming, "unknown_command", "no such command in the database")
             log.warning("unknown command dead-lettered")
             return
         status = CommandStatus(record.status)
@@ -94,6 +106,9 @@ class CommandProcessor:
                 incoming, t.RETRY_DELAYS_SECONDS[0], attempt=_attempt(incoming)
             )
             return
+        await self._run(incoming, message)
+
+    async def _run(self, incoming: AbstractIncomingMessage, message: CommandMessage) -> None:
         started = time.monotonic()
         handler = HANDLERS[message.command.type]
         try:
@@ -106,10 +121,12 @@ class CommandProcessor:
             return
         except Exception as exc:
             log.exception("handler crashed")
-            await self._outbox.dead_letter(incoming, f"handler crashed: {type(exc).__name__}")
+            reason = f"handler crashed: {type(exc).__name__}: {str(exc)[:300]}"
+            await self._dead_letter(incoming, "handler_crashed", reason)
             await self._fail(message, "internal_error", f"internal error: {type(exc).__name__}")
             return
         await self._commands.finish(message.id, CommandStatus.SUCCEEDED, result=outcome.result)
+        COMMANDS_FINISHED.labels(message.command.type.value, CommandStatus.SUCCEEDED.value).inc()
         for event in outcome.events:
             await self._outbox.publisher.publish_event(
                 event.kind, event.envelope(message.correlation_id, message.app)
@@ -128,16 +145,22 @@ class CommandProcessor:
         delay = t.retry_delay_for(attempt)
         if delay is None:
             reason = f"gave up after {attempt} rounds of retries: {exc.message}"
-            await self._outbox.dead_letter(incoming, reason)
+            await self._dead_letter(incoming, "retries_exhausted", reason)
             await self._fail(message, "retries_exhausted", reason)
             return
         log.warning("transient failure, retrying later", delay=delay, error=exc.message)
         await self._commands.requeued(message.id)
         await self._outbox.retry_later(incoming, delay, attempt=attempt)
+        COMMAND_RETRIES.labels(message.command.type.value).inc()
+
+    async def _dead_letter(self, incoming: AbstractIncomingMessage, kind: str, reason: str) -> None:
+        await self._outbox.dead_letter(incoming, reason)
+        DEAD_LETTERS.labels(kind).inc()
 
     async def _fail(self, message: CommandMessage, code: str, text: str) -> None:
         error = {"code": code, "message": text}
         await self._commands.finish(message.id, CommandStatus.FAILED, error=error)
+        COMMANDS_FINISHED.labels(message.command.type.value, CommandStatus.FAILED.value).inc()
         await self._outbox.command_failed(message, code, text)
         log.warning("command failed", type=message.command.type.value, code=code, error=text)
 

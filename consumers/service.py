@@ -19,9 +19,12 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from consumers.contents_client import ContentsClient
 from consumers.handlers import Ports
+from consumers.health_server import ReadinessProbe, serve_health
 from consumers.hub_client import HubClient
+from consumers.notifications import NotificationProcessor
 from consumers.outbox import Outbox
 from consumers.processor import CommandProcessor
+from hub_service.launch.codes import launch_link_issuer
 from orchestrator.bus.connection import connect
 from orchestrator.bus.publisher import ConfirmedPublisher
 from orchestrator.bus.topology import declare_topology
@@ -40,6 +43,18 @@ def home_partitions(partitions: int, index: int, count: int) -> list[int]:
     return [p for p in range(partitions) if p % count == index % count]
 
 
+def spawn_share(total: int, index: int, count: int) -> int:
+    """This process's part of ``ORCH_SPAWN_CONCURRENCY``, the limit for all consumers.
+
+    The total is split evenly over the ``count`` processes, the remainder going to the
+    lowest indexes, so the shares add up to the total (set it at or below the Hub's
+    ``concurrent_spawn_limit``). Each process gets at least one, so with more
+    processes than the total the sum is ``count``.
+    """
+    base, extra = divmod(total, max(1, count))
+    return max(1, base + (1 if index % max(1, count) < extra else 0))
+
+
 @dataclass(frozen=True)
 class ConsumerRuntime:
     """The wired processor and the broker connection it publishes on."""
@@ -49,14 +64,22 @@ class ConsumerRuntime:
 
 
 @contextlib.asynccontextmanager
-async def consumer_runtime(settings: ConsumerSettings) -> AsyncIterator[ConsumerRuntime]:
-    """Open DB, HTTP session and broker connection; yield a ready processor."""
+async def consumer_runtime(
+    settings: ConsumerSettings,
+    *,
+    spawn_concurrency: int | None = None,
+    name: str = "consumer",
+) -> AsyncIterator[ConsumerRuntime]:
+    """Open DB, HTTP session and broker connection; yield a ready processor.
+
+    ``spawn_concurrency`` is this process's spawn limit (default: the whole total).
+    """
     engine = make_engine(settings.database_url.get_secret_value())
     await create_schema(engine)
     sessions = make_sessionmaker(engine)
     timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=60)
     token = settings.hub_api_token.get_secret_value()
-    connection = await connect(settings.amqp_url.get_secret_value(), name="consumer")
+    connection = await connect(settings.amqp_url.get_secret_value(), name=name)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         publisher = ConfirmedPublisher(connection, timeout=settings.publish_timeout_seconds)
         hub = HubClient(
@@ -64,7 +87,7 @@ async def consumer_runtime(settings: ConsumerSettings) -> AsyncIterator[Consumer
             settings.hub_api_url,
             token,
             concurrency=settings.hub_concurrency,
-            spawn_concurrency=settings.spawn_concurrency,
+            spawn_concurrency=spawn_concurrency or settings.spawn_concurrency,
             spawn_timeout=settings.spawn_timeout_seconds,
         )
         ports = Ports(
@@ -73,8 +96,18 @@ async def consumer_runtime(settings: ConsumerSettings) -> AsyncIterator[Consumer
             versions=NotebookStore(sessions),
             hub_public_url=settings.hub_public_url,
             inline_content_max_bytes=settings.inline_content_max_bytes,
+            launch_links=launch_link_issuer(settings),
         )
-        processor = CommandProcessor(ports, CommandStore(sessions), Outbox(publisher))
+        outbox = Outbox(publisher)
+        notifications = NotificationProcessor(
+            ports.contents,
+            NotebookStore(sessions),
+            outbox,
+            inline_content_max_bytes=settings.inline_content_max_bytes,
+        )
+        processor = CommandProcessor(
+            ports, CommandStore(sessions), outbox, notifications=notifications
+        )
         try:
             yield ConsumerRuntime(processor, connection)
         finally:
@@ -83,11 +116,24 @@ async def consumer_runtime(settings: ConsumerSettings) -> AsyncIterator[Consumer
             await engine.dispose()
 
 
+def _readiness(runtime: ConsumerRuntime, subscribed: asyncio.Event) -> ReadinessProbe:
+    def probe() -> str | None:
+        if not subscribed.is_set():
+            return "not subscribed to the command partitions yet"
+        if not runtime.connection.connected.is_set():
+            return "broker connection lost (reconnecting)"
+        return None
+
+    return probe
+
+
 async def _subscribe(
     channel: AbstractChannel, processor: CommandProcessor, names: list[str]
 ) -> None:
     for name in names:
-        queue = await channel.get_queue(name, ensure=False)
+        # declare_queue (not get_queue) registers the queue with the robust channel,
+        # so its consumer is restored after the broker comes back.
+        queue = await channel.declare_queue(name, passive=True)
         await queue.consume(processor.handle)
         log.info("subscribed", queue=name)
 
@@ -95,8 +141,13 @@ async def _subscribe(
 async def run_consumer(
     settings: ConsumerSettings, index: int, count: int, stop: asyncio.Event
 ) -> None:
-    """Consume until ``stop`` is set."""
-    async with consumer_runtime(settings) as runtime:
+    """Consume until ``stop`` is set; serve /metrics, /healthz, /readyz on the metrics port."""
+    share = spawn_share(settings.spawn_concurrency, index, count)
+    subscribed = asyncio.Event()
+    async with (
+        consumer_runtime(settings, spawn_concurrency=share, name=f"consumer-{index}") as runtime,
+        serve_health(settings.metrics_port, _readiness(runtime, subscribed)),
+    ):
         processor = runtime.processor
         channel = await runtime.connection.channel()
         await declare_topology(channel, settings.partitions)
@@ -104,6 +155,8 @@ async def run_consumer(
         queues = Partitioning(settings.partitions).queues()
         home = home_partitions(settings.partitions, index, count)
         await _subscribe(channel, processor, [queues[p] for p in home])
+        subscribed.set()
+        log.info("spawn limit of this process", spawn_concurrency=share)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(STANDBY_GRACE_SECONDS):
                 await stop.wait()

@@ -115,12 +115,13 @@ class NotebookStore:
                         session.add(nb)
                         await session.commit()
                     return _stored(latest, nb, created=False)
+            size = len(content.encode())
             if await session.get(NotebookBlob, sha256) is None:
-                session.add(NotebookBlob(sha256=sha256, size=len(content), content=content))
+                session.add(NotebookBlob(sha256=sha256, size=size, content=content))
             version = NotebookVersion(
                 notebook_id=nb.id,
                 sha256=sha256,
-                size=len(content.encode()),
+                size=size,
                 origin=origin,
                 command_id=command_id,
             )

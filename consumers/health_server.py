@@ -1,0 +1,61 @@
+"""A consumer's small HTTP side door: ``/metrics``, ``/healthz`` and ``/readyz``.
+
+Bound to 127.0.0.1 on ``ORCH_METRICS_PORT``. ``/healthz`` answers while the event
+loop runs; ``/readyz`` answers 200 only while the readiness probe says so (broker
+connected and partitions subscribed), else 503 with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+ReadinessProbe = Callable[[], str | None]
+"""Returns None when ready, else why not."""
+
+PROBE: web.AppKey[ReadinessProbe] = web.AppKey("probe")
+
+
+async def _metrics(_request: web.Request) -> web.Response:
+    response = web.Response(body=generate_latest())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    problem = request.app[PROBE]()
+    if problem is not None:
+        return web.json_response({"status": "not ready", "reason": problem}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+def create_health_app(probe: ReadinessProbe) -> web.Application:
+    """The aiohttp app serving the three endpoints."""
+    app = web.Application()
+    app[PROBE] = probe
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serve_health(port: int | None, probe: ReadinessProbe) -> AsyncIterator[None]:
+    """Serve the endpoints on 127.0.0.1:``port`` for the duration (nothing if None)."""
+    if port is None:
+        yield
+        return
+    runner = web.AppRunner(create_health_app(probe), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        yield
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,225 @@
+"""Contents notifications from Jupyter, turned into stored versions and events.
+
+A notification is only a hint (kernels hold the server's token and could forge one),
+so a save is re-read through the contents API with the orchestrator's own token,
+validated, and stored as a version (origin ``jupyter``) unless identical to the
+latest; then ``notebook.saved`` is published. Renames and deletes are checked against
+the server too (the old path gone, the new one there), then followed in the database
+(versions are kept) and published as ``notebook.renamed`` / ``notebook.deleted``.
+Files that are not notebooks are ignored. Notifications run under the user's lock, so
+they are applied in order with that user's commands.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from typing import Any, Protocol
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+
+from consumers.errors import InvalidNotebook, NotFoundError, PermanentError, TransientError
+from consumers.handlers import PendingEvent, saved_event
+from consumers.notebook_codec import canonicalise
+from consumers.outbox import Outbox
+from consumers.processor import UserLocks
+from orchestrator.bus.publisher import PublishFailed
+from orchestrator.db.notebooks import NotebookSummary, StoredVersion
+from orchestrator.metrics import DEAD_LETTERS, SAVE_TO_EVENT_SECONDS
+from schemas import topology as t
+from schemas.commands import utcnow
+from schemas.events import EventKind, NotebookDeleted, NotebookRenamed, SaveOrigin
+from schemas.notifications import ContentsAction, ContentsNotification, ContentsNotificationMessage
+
+log = structlog.get_logger(__name__)
+
+
+class NotebookReader(Protocol):
+    """Reads files in a user's server."""
+
+    async def read_notebook(self, user: str, path: str) -> dict[str, Any]: ...
+    async def exists(self, user: str, path: str) -> bool: ...
+
+
+class NotebookIndex(Protocol):
+    """The notebooks and versions the orchestrator keeps."""
+
+    async def add_version(
+        self,
+        *,
+        user: str,
+        path: str,
+        content: str,
+        sha256: str,
+        origin: str,
+        command_id: uuid.UUID | None = None,
+    ) -> StoredVersion: ...
+    async def rename(self, user: str, old_path: str, new_path: str) -> bool: ...
+    async def mark_deleted(self, user: str, path: str) -> bool: ...
+    async def notebooks(self, user: str) -> list[NotebookSummary]: ...
+
+
+def _is_notebook(path: str) -> bool:
+    return path.endswith(".ipynb")
+
+
+def _under(folder: str, path: str) -> bool:
+    return path.startswith(folder.rstrip("/") + "/")
+
+
+class NotificationProcessor:
+    """Implements ``consumers.processor.NotificationHandler``."""
+
+    def __init__(
+        self,
+        contents: NotebookReader,
+        notebooks: NotebookIndex,
+        outbox: Outbox,
+        *,
+        inline_content_max_bytes: int = 16_384,
+    ) -> None:
+        self._contents = contents
+        self._notebooks = notebooks
+        self._outbox = outbox
+        self._inline_max = inline_content_max_bytes
+
+    async def handle(self, incoming: AbstractIncomingMessage, locks: UserLocks) -> None:
+        """Apply one notification under the user's lock; ack, retry later or dead-letter."""
+        try:
+            message = ContentsNotificationMessage.model_validate_json(incoming.body)
+        except (ValidationError, ValueError) as exc:
+            await self._dead_letter(incoming, "poison", f"invalid notification: {str(exc)[:500]}")
+            await incoming.ack()
+            return
+        note = message.notification
+        structlog.contextvars.bind_contextvars(
+            user=note.user, correlation_id=str(note.id), action=note.action.value
+        )
+        async with locks.hold(note.user):
+            try:
+                await self._apply(note, replayed=bool(incoming.redelivered))
+            except PublishFailed:
+                log.warning("event not confirmed; the notification will be redelivered")
+                await incoming.nack(requeue=True)
+                return
+            except TransientError as exc:
+                await self._retry(incoming, exc)
+            except (NotFoundError, InvalidNotebook) as exc:
+                log.info("notification skipped", reason=exc.message)
+            except PermanentError as exc:
+                await self._dead_letter(incoming, exc.code, exc.message)
+            except Exception as exc:
+                log.exception("notification handler crashed")
+                await self._dead_letter(incoming, "crash", f"handler crashed: {type(exc).__name__}")
+        await incoming.ack()
+
+    async def _apply(self, note: ContentsNotification, *, replayed: bool) -> None:
+        if note.action == ContentsAction.SAVE:
+            await self._save(note, note.path, replayed=replayed)
+        elif note.action == ContentsAction.RENAME:
+            assert note.source_path is not None
+            await self._rename(note, note.source_path, note.path, replayed=replayed)
+        else:
+            await self._delete(note)
+
+    async def _save(self, note: ContentsNotification, path: str, *, replayed: bool) -> None:
+        if not _is_notebook(path):
+            return
+        canonical = canonicalise(await self._contents.read_notebook(note.user, path))
+        version = await self._notebooks.add_version(
+            user=note.user,
+            path=path,
+            content=canonical.text,
+            sha256=canonical.sha256,
+            origin=SaveOrigin.JUPYTER,
+            command_id=note.id,
+        )
+        if not (version.created or replayed):
+            log.info("save left the notebook unchanged", path=path)
+            return
+        inline = canonical.as_dict() if canonical.size <= self._inline_max else None
+        await self._publish(note, saved_event(version, SaveOrigin.JUPYTER, inline), path)
+        lag = (utcnow() - note.occurred_at).total_seconds()
+        SAVE_TO_EVENT_SECONDS.observe(max(0.0, lag))
+        log.info("jupyter save stored", path=path, version_id=str(version.id), lag=round(lag, 4))
+
+    async def _rename(
+        self, note: ContentsNotification, old: str, new: str, *, replayed: bool
+    ) -> None:
+        if await self._contents.exists(note.user, old) or not await self._contents.exists(
+            note.user, new
+        ):
+            log.info("rename not seen in the server; ignored", old_path=old, new_path=new)
+            return
+        if _is_notebook(old) and _is_notebook(new):
+            if await self._notebooks.rename(note.user, old, new):
+                await self._renamed(note, old, new)
+                return
+            await self._deleted(note, old)  # untracked source or target taken: start anew
+            await self._save(note, new, replayed=replayed)
+        elif _is_notebook(old):
+            await self._deleted(note, old)
+        elif _is_notebook(new):
+            await self._save(note, new, replayed=replayed)
+        else:  # a folder: every tracked notebook below it moves
+            for summary in await self._notebooks.notebooks(note.user):
+                if _under(old, summary.path):
+                    moved = posixpath.join(new, summary.path[len(old.rstrip("/")) + 1 :])
+                    if await self._notebooks.rename(note.user, summary.path, moved):
+                        await self._renamed(note, summary.path, moved)
+
+    async def _delete(self, note: ContentsNotification) -> None:
+        if await self._contents.exists(note.user, note.path):
+            log.info("deleted file exists in the server; ignored", path=note.path)
+            return
+        if _is_notebook(note.path):
+            await self._deleted(note, note.path)
+            return
+        for summary in await self._notebooks.notebooks(note.user):
+            if _under(note.path, summary.path) and not summary.deleted:
+                await self._deleted(note, summary.path)
+
+    async def _renamed(self, note: ContentsNotification, old: str, new: str) -> None:
+        data = NotebookRenamed(
+            user=note.user, old_path=old, new_path=new, renamed_at=note.occurred_at
+        )
+        event = PendingEvent(EventKind.NOTEBOOK_RENAMED, data, subject=f"{note.user}/{new}")
+        await self._publish(note, event, new)
+        log.info("jupyter rename followed", old_path=old, new_path=new)
+
+    async def _deleted(self, note: ContentsNotification, path: str) -> None:
+        if not await self._notebooks.mark_deleted(note.user, path):
+            return
+        data = NotebookDeleted(user=note.user, path=path, deleted_at=note.occurred_at)
+        event = PendingEvent(EventKind.NOTEBOOK_DELETED, data, subject=f"{note.user}/{path}")
+        await self._publish(note, event, path)
+        log.info("jupyter delete followed", path=path)
+
+    async def _publish(self, note: ContentsNotification, pending: PendingEvent, path: str) -> None:
+        """Publish with an id derived from the notification, so replays can be deduplicated."""
+        event_id = uuid.uuid5(note.id, f"{pending.kind.value}:{path}")
+        envelope = pending.envelope(str(note.id), None).model_copy(update={"id": str(event_id)})
+        await self._outbox.publisher.publish_event(pending.kind, envelope)
+
+    async def _retry(self, incoming: AbstractIncomingMessage, exc: TransientError) -> None:
+        attempt = _attempt(incoming) + 1
+        delay = t.retry_delay_for(attempt)
+        if delay is None:
+            await self._dead_letter(
+                incoming, "retries_exhausted", f"gave up after {attempt} rounds: {exc.message}"
+            )
+            return
+        log.warning("transient failure, retrying later", delay=delay, error=exc.message)
+        await self._outbox.retry_later(incoming, delay, attempt=attempt)
+
+    async def _dead_letter(self, incoming: AbstractIncomingMessage, code: str, reason: str) -> None:
+        log.warning("notification dead-lettered", reason=reason)
+        DEAD_LETTERS.labels(code).inc()
+        await self._outbox.dead_letter(incoming, reason)
+
+
+def _attempt(incoming: AbstractIncomingMessage) -> int:
+    value = (incoming.headers or {}).get(t.HEADER_ATTEMPT, 0)
+    return value if isinstance(value, int) else 0
