@@ -1,0 +1,264 @@
+"""Launch codes: short-lived, single-use, HMAC-signed claims that log a browser in.
+
+A code is ``base64url(json claims) "." base64url(hmac_sha256)``. The claims bind one
+user and one notebook path, carry a random nonce, the issue time and the expiry.
+Nothing in a code is a reusable credential: the Hub (:class:`LaunchCodeVerifier`)
+accepts each nonce once, only until the code expires, and never a code issued before
+it started (its nonce memory is in-process). The signing secret is shared by the
+issuers and the Hub through settings; it never appears in a code, a log or an error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+from urllib.parse import quote
+
+from pydantic import SecretStr
+
+from schemas.names import check_notebook_path, check_username
+
+Clock = Callable[[], float]
+LAUNCH_PATH = "/hub/launch"
+MIN_SECRET_LENGTH = 32
+DEFAULT_TTL_SECONDS = 120.0
+_SIGNING_CONTEXT = b"orchestrator-launch-v1."
+_VERSION = 1
+
+
+class LaunchCodeError(Exception):
+    """A code the Hub refuses; ``status``/``title``/``explanation`` make the page shown."""
+
+    status = 403
+    title = "Launch link refused"
+    explanation = "This launch link is not valid. Open the notebook again from your app."
+
+
+class ForgedLaunchCode(LaunchCodeError):
+    """Malformed, or not signed with the shared secret."""
+
+
+class ExpiredLaunchCode(LaunchCodeError):
+    """Past its expiry (or issued before the Hub last started)."""
+
+    status = 410
+    title = "Launch link expired"
+    explanation = (
+        "This launch link has expired: links work for a short time only. "
+        "Open the notebook again from your app."
+    )
+
+
+class ReusedLaunchCode(LaunchCodeError):
+    """Its nonce was already redeemed."""
+
+    status = 410
+    title = "Launch link already used"
+    explanation = (
+        "This launch link has already been used: each link works once. "
+        "Open the notebook again from your app."
+    )
+
+
+def _check_secret(secret: str) -> bytes:
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(f"the launch secret must be at least {MIN_SECRET_LENGTH} characters")
+    return secret.encode()
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signature(key: bytes, body: str) -> str:
+    digest = hmac.new(key, _SIGNING_CONTEXT + body.encode("ascii"), hashlib.sha256).digest()
+    return _b64encode(digest)
+
+
+@dataclass(frozen=True)
+class LaunchClaims:
+    """What a valid code says: who, which notebook, and its lifetime (epoch seconds)."""
+
+    user: str
+    path: str
+    nonce: str
+    issued_at: float
+    expires_at: float
+
+
+def issue_launch_code(
+    secret: str, user: str, path: str, *, ttl_seconds: float, now: float | None = None
+) -> str:
+    """A new code for ``user`` and notebook ``path``, valid ``ttl_seconds`` from ``now``.
+
+    Raises ValueError for an invalid user, path, ttl or a too-short secret.
+    """
+    key = _check_secret(secret)
+    if ttl_seconds <= 0:
+        raise ValueError("ttl_seconds must be positive")
+    issued = time.time() if now is None else now
+    claims = {
+        "v": _VERSION,
+        "u": check_username(user),
+        "p": check_notebook_path(path),
+        "n": secrets.token_urlsafe(16),
+        "iat": round(issued, 3),
+        "exp": round(issued + ttl_seconds, 3),
+    }
+    body = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
+    return f"{body}.{_signature(key, body)}"
+
+
+def read_launch_code(secret: str, code: str) -> LaunchClaims:
+    """The claims of a correctly signed code (expiry NOT checked); else ForgedLaunchCode."""
+    key = _check_secret(secret)
+    body, dot, signature = code.partition(".")
+    if (
+        not dot
+        or not body
+        or not hmac.compare_digest(
+            signature.encode("ascii", "replace"), _signature(key, body).encode("ascii")
+        )
+    ):
+        raise ForgedLaunchCode("bad signature")
+    try:
+        raw = json.loads(_b64decode(body))
+        if raw["v"] != _VERSION:
+            raise ValueError("unknown version")
+        return LaunchClaims(
+            user=check_username(str(raw["u"])),
+            path=check_notebook_path(str(raw["p"])),
+            nonce=str(raw["n"]),
+            issued_at=float(raw["iat"]),
+            expires_at=float(raw["exp"]),
+        )
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise ForgedLaunchCode("malformed claims") from exc
+
+
+class NonceLedger:
+    """Nonces already redeemed, each remembered until its code expires (then forgotten)."""
+
+    def __init__(self) -> None:
+        self._expiries: dict[str, float] = {}
+
+    def claim(self, nonce: str, expires_at: float, now: float) -> bool:
+        """Record ``nonce``; False if it was already recorded (and has not expired)."""
+        self._expiries = {n: e for n, e in self._expiries.items() if e > now}
+        if nonce in self._expiries:
+            return False
+        self._expiries[nonce] = expires_at
+        return True
+
+    def __len__(self) -> int:
+        return len(self._expiries)
+
+
+class LaunchCodeVerifier:
+    """Redeems codes at the Hub: signature, expiry, lifetime cap, start time, single use.
+
+    ``not_before`` is when this verifier's process started: codes issued earlier may
+    already have been redeemed by a previous process whose nonce memory is gone.
+    ``max_ttl_seconds`` refuses codes an issuer made too long-lived by mistake.
+    """
+
+    def __init__(
+        self,
+        secret: str,
+        *,
+        not_before: float,
+        max_ttl_seconds: float = 600.0,
+        clock: Clock = time.time,
+    ) -> None:
+        _check_secret(secret)
+        self._secret = secret
+        self._not_before = not_before
+        self._max_ttl = max_ttl_seconds
+        self._clock = clock
+        self._ledger = NonceLedger()
+
+    def redeem(self, code: str) -> LaunchClaims:
+        """The claims of a valid, unused code, marking it used; else a LaunchCodeError."""
+        claims = read_launch_code(self._secret, code)
+        now = self._clock()
+        if claims.expires_at - claims.issued_at > self._max_ttl:
+            raise ForgedLaunchCode("lifetime above the accepted maximum")
+        if now >= claims.expires_at or claims.issued_at < self._not_before:
+            raise ExpiredLaunchCode("expired")
+        if not self._ledger.claim(claims.nonce, claims.expires_at, now):
+            raise ReusedLaunchCode("already used")
+        return claims
+
+
+def notebook_lab_path(user: str, path: str, base_url: str = "/") -> str:
+    """The JupyterLab path (no host) that opens ``path`` in ``user``'s default server."""
+    return f"{base_url.rstrip('/')}/user/{quote(user)}/lab/tree/{quote(path)}"
+
+
+@dataclass(frozen=True)
+class LaunchLink:
+    """A one-time URL for the iframe and when it stops working."""
+
+    url: str
+    expires_at: datetime
+
+
+class LaunchLinkIssuer:
+    """Makes launch links for the Hub at ``hub_public_url`` (used by consumers and gateway)."""
+
+    def __init__(
+        self,
+        secret: str,
+        hub_public_url: str,
+        *,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        clock: Clock = time.time,
+    ) -> None:
+        _check_secret(secret)
+        self._secret = secret
+        self._hub_public_url = hub_public_url.rstrip("/")
+        self._ttl = ttl_seconds
+        self._clock = clock
+
+    def link(self, user: str, path: str) -> LaunchLink:
+        """A fresh single-use link that logs the browser in as ``user`` and opens ``path``."""
+        now = self._clock()
+        code = issue_launch_code(self._secret, user, path, ttl_seconds=self._ttl, now=now)
+        return LaunchLink(
+            url=f"{self._hub_public_url}{LAUNCH_PATH}?code={code}",
+            expires_at=datetime.fromtimestamp(now + self._ttl, UTC),
+        )
+
+    def __repr__(self) -> str:
+        return f"LaunchLinkIssuer(hub_public_url={self._hub_public_url!r}, ttl={self._ttl})"
+
+
+class _LaunchSettings(Protocol):
+    hub_public_url: str
+    launch_code_ttl_seconds: float
+
+    @property
+    def launch_secret(self) -> SecretStr: ...
+
+
+def launch_link_issuer(settings: _LaunchSettings) -> LaunchLinkIssuer | None:
+    """The issuer the settings describe, or None when no launch secret is configured."""
+    secret = settings.launch_secret.get_secret_value()
+    if not secret:
+        return None
+    return LaunchLinkIssuer(
+        secret, settings.hub_public_url, ttl_seconds=settings.launch_code_ttl_seconds
+    )

@@ -1,0 +1,173 @@
+"""The journey embedding exists for, in a real browser against the real stack.
+
+The demo app (its own origin, its own app key) opens a notebook in an iframe through a
+one-time launch link; the user types into a cell; the app's Save goes through the save
+bridge and a ``save`` command; the new version appears in the list live (gateway event
+stream) and is in the database; an older version is restored; Ctrl-S inside Jupyter
+also makes a version (through the hub service's save notifications).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Page
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from orchestrator.localstack.stack import LocalStack
+from tests.e2e.embedding_steps import (
+    EVENT_TIMEOUT_MS,
+    cell_sources,
+    gateway_json,
+    load_user,
+    new_page,
+    open_notebook,
+    screenshot,
+    server_file,
+    type_in_first_cell,
+    wait_for_status,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
+PATH = "work/analysis.ipynb"
+
+
+async def _save_in_app(page: Page, previous: str | None) -> str:
+    """Press the app's Save; the id of the version it stored (different from ``previous``).
+
+    Waits on the demo's record of the save, not on its status line: the kernel starting
+    up may mark the notebook dirty again right after a save.
+    """
+    await page.click("#save")
+    try:
+        saved = await page.wait_for_function(
+            """previous => window.demo.lastSave
+                && window.demo.lastSave.version_id !== previous
+                && window.demo.lastSave.version_id""",
+            arg=previous,
+            timeout=EVENT_TIMEOUT_MS,
+        )
+    except PlaywrightTimeout:
+        await screenshot(page, "failed-app-save")
+        status = await page.inner_text("#status")
+        raise AssertionError(f"the app's Save did not finish: {status}") from None
+    version_id: str = await saved.json_value()
+    return version_id
+
+
+async def _streamed_version_containing(
+    page: Page,
+    http: aiohttp.ClientSession,
+    stack: LocalStack,
+    app_key: str,
+    known: list[str],
+    text: str,
+) -> dict[str, Any]:
+    """The first jupyter-origin version that streams into the list and contains ``text``."""
+    seen = list(known)
+    async with asyncio.timeout(EVENT_TIMEOUT_MS / 1000):
+        while True:
+            fresh = await page.wait_for_function(
+                """seen => {
+                    const items = document.querySelectorAll('#versions li[data-origin="jupyter"]');
+                    const ids = [...items].map(li => li.dataset.versionId)
+                        .filter(id => !seen.includes(id));
+                    return ids.length > 0 && ids;
+                }""",
+                arg=seen,
+                timeout=EVENT_TIMEOUT_MS,
+            )
+            for version_id in await fresh.json_value():
+                stored: dict[str, Any] = await gateway_json(
+                    http, stack, app_key, f"/v1/versions/{version_id}"
+                )
+                if text in cell_sources(stored["content"]):
+                    return stored
+                seen.append(version_id)
+
+
+async def test_app_save_makes_a_version_live_and_restore_brings_it_back(
+    stack: LocalStack,
+    demo: str,
+    browser: Browser,
+    app_key: str,
+    http: aiohttp.ClientSession,
+    username: str,
+) -> None:
+    page = await new_page(browser)
+    try:
+        await load_user(page, demo, username)
+        frame = await open_notebook(page, PATH)
+        first = f"first_edit = '{uuid.uuid4().hex[:8]}'"
+        await type_in_first_cell(frame, page, first)
+        await wait_for_status(page, "dirty")
+        await screenshot(page, "01-edited-before-save")
+
+        first_id = await _save_in_app(page, None)
+        # The list is never reloaded after opening: the item arrives over the event stream.
+        await page.wait_for_selector(
+            f'#versions li[data-version-id="{first_id}"]', timeout=EVENT_TIMEOUT_MS
+        )
+        stored = await gateway_json(http, stack, app_key, f"/v1/versions/{first_id}")
+        assert stored["user"] == username and stored["path"] == PATH
+        assert first in cell_sources(stored["content"])
+        await screenshot(page, "02-saved-version-listed")
+
+        second = f"second_edit = '{uuid.uuid4().hex[:8]}'"
+        await type_in_first_cell(frame, page, second)
+        second_id = await _save_in_app(page, first_id)
+        await page.wait_for_selector(
+            f'#versions li[data-version-id="{second_id}"]', timeout=EVENT_TIMEOUT_MS
+        )
+        listed = await gateway_json(
+            http, stack, app_key, f"/v1/users/{username}/versions", path=PATH
+        )
+        assert {first_id, second_id} <= {v["id"] for v in listed["versions"]}
+
+        await page.click(f'#versions li[data-version-id="{first_id}"] button.restore')
+        await page.wait_for_function(
+            "path => window.demo.ready === true && window.demo.path === path",
+            arg=PATH,
+            timeout=EVENT_TIMEOUT_MS,
+        )
+        restored_cell = frame.locator(".jp-Notebook .jp-Cell .cm-content", has_text=first)
+        await restored_cell.first.wait_for(timeout=EVENT_TIMEOUT_MS)
+        assert first in cell_sources(await server_file(http, stack, username, PATH))
+        await screenshot(page, "03-restored-older-version")
+    finally:
+        await page.context.close()
+
+
+async def test_ctrl_s_inside_jupyter_makes_a_version(
+    stack: LocalStack,
+    demo: str,
+    browser: Browser,
+    app_key: str,
+    http: aiohttp.ClientSession,
+    username: str,
+) -> None:
+    page = await new_page(browser)
+    try:
+        await load_user(page, demo, username)
+        frame = await open_notebook(page, PATH)
+        edit = f"saved_with_ctrl_s = '{uuid.uuid4().hex[:8]}'"
+        await type_in_first_cell(frame, page, edit)
+        await wait_for_status(page, "dirty")
+        known = await page.eval_on_selector_all(
+            "#versions li[data-version-id]", "items => items.map(li => li.dataset.versionId)"
+        )
+        await page.keyboard.press("Control+s")
+        # The bridge reports the save made inside Jupyter ...
+        await page.locator("#log li", has_text="saved inside Jupyter").wait_for(
+            timeout=EVENT_TIMEOUT_MS
+        )
+        # ... and the hub service's notification makes a version that streams in.
+        stored = await _streamed_version_containing(page, http, stack, app_key, known, edit)
+        assert stored["origin"] == "jupyter"
+        await screenshot(page, "04-ctrl-s-version")
+    finally:
+        await page.context.close()
