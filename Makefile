@@ -39,7 +39,7 @@ install-test: system-test $(VENV)/.installed .cache/.frontend
 
 lint:
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff format --check orchestrator consumers schemas hub_service tests bench
 
 typecheck:
 	$(VENV)/bin/mypy

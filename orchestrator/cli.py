@@ -44,6 +44,16 @@ def _hub_service(_args: argparse.Namespace) -> int:
     return hub_service_main()
 
 
+def _demo(_args: argparse.Namespace) -> int:
+    from orchestrator.demo.app import serve_demo
+    from orchestrator.settings import DemoSettings
+
+    settings = DemoSettings()
+    configure_logging("demo", json=settings.log_json)
+    run_until_signalled(lambda stop: serve_demo(settings, stop))
+    return 0
+
+
 def _dev(args: argparse.Namespace) -> int:
     from orchestrator.localstack.dev import run_dev
 
@@ -71,6 +81,31 @@ def _keys(args: argparse.Namespace) -> int:
     return asyncio.run(run_keys(CommonSettings(), args))
 
 
+def _dead_letters(args: argparse.Namespace) -> int:
+    from orchestrator.operator.dead_letters import run_dead_letters
+
+    return asyncio.run(run_dead_letters(CommonSettings(), args))
+
+
+def _queues(args: argparse.Namespace) -> int:
+    from orchestrator.operator.queues import run_queues
+    from orchestrator.settings import OperatorSettings
+
+    return asyncio.run(run_queues(OperatorSettings(), args))
+
+
+def _command(args: argparse.Namespace) -> int:
+    from orchestrator.operator.command_lookup import run_command_lookup
+
+    return asyncio.run(run_command_lookup(CommonSettings(), args))
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    from orchestrator.operator.subscribe import run_subscribe
+
+    return asyncio.run(run_subscribe(CommonSettings(), args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``orchestrator`` command."""
     parser = argparse.ArgumentParser(prog="orchestrator", description=__doc__)
@@ -83,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     consumer.set_defaults(fn=_consumer)
     sub.add_parser("hub-service", help="run the Hub-side save service").set_defaults(
         fn=_hub_service
+    )
+    sub.add_parser("demo", help="run the demo host app (ORCH_DEMO_* settings)").set_defaults(
+        fn=_demo
     )
     dev = sub.add_parser("dev", help="run the whole stack locally (make run)")
     dev.add_argument("--state-dir", default=".state/dev")
@@ -100,6 +138,34 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id or prefix")
     revoke.add_argument("key")
     keys.set_defaults(fn=_keys)
+
+    dead = sub.add_parser("dead-letters", help="list, show, replay or purge dead letters")
+    dead.add_argument("--json", action="store_true", help="JSON rows for scripts")
+    dead_sub = dead.add_subparsers(dest="action", required=True)
+    dead_sub.add_parser("list", help="parked messages with their reasons")
+    dead_sub.add_parser("show", help="headers and body").add_argument("ids", nargs="+")
+    for action, text in (("replay", "perform again"), ("purge", "delete for good")):
+        chosen = dead_sub.add_parser(action, help=text)
+        chosen.add_argument("ids", nargs="*", help="message ids (see list)")
+        chosen.add_argument("--all", action="store_true", help="every parked message")
+    dead.set_defaults(fn=_dead_letters)
+
+    queues = sub.add_parser("queues", help="queue depths, consumers and rates (management API)")
+    queues.add_argument("--json", action="store_true", help="JSON rows for scripts")
+    queues.add_argument("--all", action="store_true", help="also queues not named orch.*")
+    queues.set_defaults(fn=_queues)
+    command = sub.add_parser("command", help="show one command by id (secrets redacted)")
+    command.add_argument("command_id", metavar="ID")
+    command.add_argument("--json", action="store_true", help="one JSON object for scripts")
+    command.set_defaults(fn=_command)
+
+    subscribe = sub.add_parser("subscribe", help="print live events of chosen types")
+    subscribe.add_argument("--types", help="comma-separated event types, e.g. notebook.saved")
+    subscribe.add_argument("--user", help="only events about this user")
+    subscribe.add_argument("--json", action="store_true", help="one CloudEvent JSON per line")
+    subscribe.add_argument("--count", type=int, help="exit after this many events")
+    subscribe.add_argument("--timeout", type=float, help="exit after this many seconds")
+    subscribe.set_defaults(fn=_subscribe)
     return parser
 
 

@@ -15,13 +15,19 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEYS = re.compile(r"(token|secret|password|api[_-]?key|authorization|code)$", re.I)
+# Keys whose values are always secret. Not a bare "code": error codes are useful.
+_SECRET_KEYS = re.compile(
+    r"(token|secret|password|passwd|api[_-]?key|authorization|cookie|launch[_-]?code)$", re.I
+)
 _SECRET_VALUES = [
-    re.compile(r"(?i)(authorization:\s*(?:token|bearer)\s+)[^\s'\"]+"),
+    re.compile(r"(?i)(authorization:\s*(?:token|bearer|basic)\s+)[^\s'\"]+"),
     re.compile(r"(?i)([?&](?:token|code|key)=)[^&\s'\"]+"),
     re.compile(r"(amqps?://[^:/\s]+:)[^@\s]+(@)"),
     re.compile(r"(?i)((?:postgres(?:ql)?(?:\+\w+)?)://[^:/\s]+:)[^@\s]+(@)"),
+    re.compile(r"(?i)(https?://[^:/\s@]+:)[^@\s]+(@)"),
     re.compile(r"\borch_[A-Za-z0-9_-]{20,}"),
+    # Signed launch codes and JWTs: base64url JSON ("eyJ...") dot signature.
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}(?:\.[A-Za-z0-9_-]+)?"),
 ]
 REDACTED = "[redacted]"
 
@@ -41,13 +47,23 @@ def redact_text(text: str) -> str:
 def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: drop values of secret-named keys and scrub free text."""
+    """structlog processor: drop values of secret-named keys and scrub free text,
+    inside nested dicts and lists too (and in formatted tracebacks, see below)."""
     for key, value in list(event_dict.items()):
-        if _SECRET_KEYS.search(key) and value is not None:
-            event_dict[key] = REDACTED
-        elif isinstance(value, str):
-            event_dict[key] = redact_text(value)
+        event_dict[key] = _redact_field(key, value)
     return event_dict
+
+
+def _redact_field(key: str, value: Any) -> Any:
+    if _SECRET_KEYS.search(key) and value is not None:
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redact_field(str(k), v) for k, v in value.items()}
+    if isinstance(value, list):  # not tuples: exc_info is one
+        return [_redact_field("", v) for v in value]
+    return value
 
 
 def configure_logging(process: str, *, json: bool | None = None, level: str = "INFO") -> None:
@@ -77,6 +93,7 @@ def configure_logging(process: str, *, json: bool | None = None, level: str = "I
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            redact_secrets,  # again: tracebacks are only formatted here
             renderer,
         ],
     )

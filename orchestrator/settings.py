@@ -24,7 +24,18 @@ class CommonSettings(BaseSettings):
     publish_timeout_seconds: float = 5.0
 
 
-class GatewaySettings(CommonSettings):
+class LaunchSettings(BaseSettings):
+    """Issuing one-time launch links (consumers and gateway): where the Hub is, the
+    secret shared with the Hub's launch authenticator, and how long a link lives."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore")
+
+    hub_public_url: str = "http://127.0.0.1:8000"
+    launch_secret: SecretStr = SecretStr("")
+    launch_code_ttl_seconds: float = Field(default=120.0, gt=0, le=600)
+
+
+class GatewaySettings(CommonSettings, LaunchSettings):
     """The HTTP gateway apps talk to."""
 
     gateway_host: str = "127.0.0.1"
@@ -32,10 +43,11 @@ class GatewaySettings(CommonSettings):
     public_url: str = "http://127.0.0.1:8040"
     max_body_bytes: int = 1_048_576
     max_wait_seconds: float = 30.0
+    auth_cache_seconds: float = Field(default=5.0, ge=0)  # revocation takes effect within it
     app_origins: list[str] = Field(default_factory=list)
 
 
-class ConsumerSettings(CommonSettings):
+class ConsumerSettings(CommonSettings, LaunchSettings):
     """A command consumer: where the Hub is and how hard to push it."""
 
     hub_api_url: str = "http://127.0.0.1:8000/hub/api"
@@ -57,3 +69,31 @@ class HubServiceSettings(CommonSettings):
     """
 
     token_cache_seconds: float = 30.0
+
+
+class OperatorSettings(CommonSettings):
+    """Operator tools (``orchestrator queues``, ``command``): the RabbitMQ management API."""
+
+    management_url: str = "http://127.0.0.1:15672"
+    management_user: str = "guest"
+    management_password: SecretStr = SecretStr("guest")
+    management_vhost: str = "/"
+
+
+class DemoSettings(BaseSettings):
+    """The demo host app (``orchestrator demo``): an app with its own key, on its own origin.
+
+    ``gateway_url`` is where the demo server calls the gateway (its key stays server-side);
+    ``gateway_public_url`` is where the browser loads the bridge module from.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ORCH_DEMO_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8050
+    app_key: SecretStr = SecretStr("")
+    gateway_url: str = "http://127.0.0.1:8040"
+    gateway_public_url: str | None = None
+    users: list[str] = Field(default_factory=lambda: ["demo-alice", "demo-bob"])
+    command_timeout_seconds: float = 240.0
+    log_json: bool | None = None

@@ -10,18 +10,40 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
+from orchestrator.localstack.ports import free_port
 from orchestrator.localstack.stack import LocalStack, StackOptions
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def demo_port() -> int:
+    """The port of the demo app; its origin is the stack's one allowed app origin."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, demo_port: int) -> Iterator[LocalStack]:
     """The shared stack: two consumers, hub service, four partitions."""
     state: Path = tmp_path_factory.mktemp("stack")
-    local = LocalStack(state, StackOptions(consumers=2, hub_service=False))
+    options = StackOptions(
+        consumers=2, hub_service=True, app_origins=[f"http://127.0.0.1:{demo_port}"]
+    )
+    local = LocalStack(state, options)
     local.start()
     try:
         yield local
@@ -46,3 +68,28 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 def username() -> str:
     """A fresh, valid JupyterHub username."""
     return f"u{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def demo(stack: LocalStack, demo_port: int) -> Iterator[str]:
+    """The demo host app running against the shared stack; yields its URL."""
+    from orchestrator.demo.launcher import demo_origin, start_demo
+
+    process = start_demo(stack, demo_port)
+    try:
+        yield demo_origin(demo_port)
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Any]:
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()

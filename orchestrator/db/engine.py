@@ -1,15 +1,24 @@
-"""Async engine and session factory for SQLite (WAL) or PostgreSQL, by URL."""
+"""Async engine and session factory for SQLite (WAL) or PostgreSQL, by URL; schema
+migrations at start-up, serialised between processes."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.db import models  # noqa: F401  (registers the tables)
+from orchestrator.db.migrations import upgrade_connection
+
+# Key of the PostgreSQL advisory lock held while migrating ("orch" in ASCII).
+MIGRATION_LOCK_KEY = 0x6F726368
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -22,7 +31,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> AsyncEngine:
-    """Create the async engine; SQLite gets WAL and a busy timeout for many processes."""
+    """Create the async engine; SQLite gets WAL and a busy timeout for many processes.
+
+    PostgreSQL URLs use asyncpg (``postgresql+asyncpg://user:password@host:port/db``).
+    """
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -36,6 +48,35 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables (the embedded default; migrations manage PostgreSQL)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all)
+    """Migrate the database to the newest schema revision (Alembic), on any backend.
+
+    Every process calls this at start-up, so it must be safe when several start at
+    once: on PostgreSQL the migration runs in one transaction holding an advisory
+    lock; on SQLite under an exclusive lock on a file beside the database. Whoever
+    comes second finds the schema at head and does nothing.
+    """
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+            await conn.run_sync(upgrade_connection)
+        return
+    async with _sqlite_file_lock(engine), engine.begin() as conn:
+        await conn.run_sync(upgrade_connection)
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_file_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Hold an exclusive ``flock`` on ``<database file>.migrate-lock`` (no-op in memory)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    descriptor = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        # flock blocks: wait in a thread so the event loop keeps running.
+        await asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock

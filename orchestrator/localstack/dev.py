@@ -13,6 +13,7 @@ import socket
 import threading
 from pathlib import Path
 
+from orchestrator.demo.launcher import start_demo
 from orchestrator.localstack.process import StartupError
 from orchestrator.localstack.stack import LocalStack, StackOptions
 
@@ -101,11 +102,8 @@ def run_dev(state_dir: str, *, consumers: int = 2) -> int:
 
 
 def _start_demo(stack: LocalStack, port: int | None) -> str | None:
-    try:
-        from orchestrator.demo.launcher import start_demo  # type: ignore[import-not-found]
-    except ImportError:
-        return None
     if port is None:
+        print(f"port {DEMO_PORT} is taken: the demo app is not started")
         return None
     stack.extra_processes.append(start_demo(stack, port))
     return f"http://127.0.0.1:{port}"

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub_service.labextension.build import LABEXTENSIONS_DIR, build_labextension
 from orchestrator.localstack.broker import RabbitMQBroker
 from orchestrator.localstack.hub import JupyterHubProcess
 from orchestrator.localstack.hub_config import HubConfig, NotifyServiceSpec
@@ -37,6 +38,7 @@ class StackOptions:
     concurrent_spawn_limit: int = 100
     spawn_concurrency: int = 4
     hub_service: bool = True
+    hub: bool = True  # False: broker + gateway (+ consumers) only, e.g. gateway tests/benches
     hub_extra_config: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
     hub_api_url_override: str | None = None  # e.g. a fault proxy in front of the Hub
@@ -55,6 +57,7 @@ class LocalStack:
         self.logs_dir = self.state_dir / "logs"
         self.logs_dir.mkdir(exist_ok=True)
         self.service_token = secrets.token_hex(32)
+        self.launch_secret = secrets.token_hex(32)
         self.database_url = f"sqlite+aiosqlite:///{self.state_dir / 'orchestrator.db'}"
         self.gateway_port = self.options.gateway_port or free_port()
         self.notify_port = free_port()
@@ -62,6 +65,7 @@ class LocalStack:
         self.hub = JupyterHubProcess(self._hub_config())
         self.gateway: ManagedProcess | None = None
         self.consumers: list[ManagedProcess] = []
+        self.consumer_metrics_ports: dict[int, int] = {}
         self.extra_processes: list[ManagedProcess] = []
 
     @property
@@ -91,6 +95,8 @@ class LocalStack:
             },
             extra_config=self.options.hub_extra_config,
             hub_port=self.options.hub_port,
+            launch_secret=self.launch_secret,
+            labextensions_dirs=[LABEXTENSIONS_DIR],
         )
 
     def _notify_env(self) -> dict[str, str]:
@@ -110,6 +116,7 @@ class LocalStack:
         hub_public = self.options.hub_public_url_override or self.hub.url
         return {
             "ORCH_AMQP_URL": self.broker.amqp_url,
+            "ORCH_MANAGEMENT_URL": self.broker.management_url,
             "ORCH_DATABASE_URL": self.database_url,
             "ORCH_PARTITIONS": str(self.options.partitions),
             "ORCH_GATEWAY_HOST": "127.0.0.1",
@@ -118,6 +125,7 @@ class LocalStack:
             "ORCH_HUB_API_URL": hub_api,
             "ORCH_HUB_PUBLIC_URL": hub_public,
             "ORCH_HUB_API_TOKEN": self.service_token,
+            "ORCH_LAUNCH_SECRET": self.launch_secret,
             "ORCH_SPAWN_CONCURRENCY": str(self.options.spawn_concurrency),
             "ORCH_APP_ORIGINS": json.dumps(self.options.app_origins),
             "ORCH_LOG_JSON": "true",
@@ -132,10 +140,14 @@ class LocalStack:
         """Start everything and wait for readiness; on failure stop what started."""
         try:
             self.broker.start(timeout=timeout)
-            self.hub.start(timeout=timeout)
+            if self.options.hub:
+                build_labextension()
+                self.hub.start(timeout=timeout)
             self.start_gateway(timeout=timeout)
             for index in range(self.options.consumers):
-                self.start_consumer(index)
+                self.start_consumer(index, wait=False)
+            for index in range(self.options.consumers):
+                self.wait_consumer_ready(index, timeout)
         except BaseException:
             self.stop()
             raise
@@ -153,8 +165,15 @@ class LocalStack:
             f"{self.gateway_url}/readyz", timeout, process=self.gateway, expect_status=200
         )
 
-    def start_consumer(self, index: int) -> ManagedProcess:
-        """Start consumer ``index`` (replacing a stopped one with the same index)."""
+    def start_consumer(
+        self, index: int, timeout: float = 60, *, wait: bool = True
+    ) -> ManagedProcess:
+        """Start consumer ``index`` (replacing a stopped one with the same index).
+
+        Each index keeps one metrics port (``consumer_metrics_ports``) across restarts;
+        with ``wait`` returns once its ``/readyz`` answers 200 (partitions subscribed).
+        """
+        port = self.consumer_metrics_ports.setdefault(index, free_port())
         consumer = ManagedProcess(
             f"consumer-{index}",
             [
@@ -168,14 +187,26 @@ class LocalStack:
                 str(self.options.consumers),
             ],
             log_path=self.logs_dir / f"consumer-{index}.log",
-            env=self.process_env(),
+            env={**self.process_env(), "ORCH_METRICS_PORT": str(port)},
         )
         consumer.start()
         if index < len(self.consumers):
             self.consumers[index] = consumer
         else:
             self.consumers.append(consumer)
+        if wait:
+            self.wait_consumer_ready(index, timeout)
         return consumer
+
+    def wait_consumer_ready(self, index: int, timeout: float = 60) -> None:
+        """Wait until consumer ``index`` answers ``/readyz`` with 200."""
+        port = self.consumer_metrics_ports[index]
+        wait_for_http(
+            f"http://127.0.0.1:{port}/readyz",
+            timeout,
+            process=self.consumers[index],
+            expect_status=200,
+        )
 
     def orchestrator_cli(self, *args: str) -> str:
         """Run ``orchestrator ARGS`` against this stack; returns stdout (raises on error)."""
@@ -211,7 +242,7 @@ class LocalStack:
             consumer.stop()
         if self.gateway is not None:
             self.gateway.stop()
-        self.hub.stop()
+        self.hub.stop()  # a no-op when the Hub was never started (options.hub False)
         self.broker.stop()
 
     def __enter__(self) -> LocalStack:

@@ -39,7 +39,10 @@ async def run_keys(settings: CommonSettings, args: argparse.Namespace) -> int:
             print_rows(await store.list_keys(), as_json=args.json)
         elif args.action == "revoke":
             count = await store.revoke(args.key)
-            print(f"revoked {count} key(s)")
+            if args.json:
+                print_rows([{"revoked": count}], as_json=True)
+            else:
+                print(f"revoked {count} key(s)")
             return 0 if count else 1
         return 0
     finally:

@@ -9,8 +9,14 @@ from consumers.notebook_codec import canonicalise, empty_notebook
 def _nb(source: str | list[str]) -> dict[str, object]:
     nb = empty_notebook()
     nb["cells"] = [
-        {"cell_type": "code", "id": "c1", "metadata": {}, "source": source,
-         "outputs": [], "execution_count": None}
+        {
+            "cell_type": "code",
+            "id": "c1",
+            "metadata": {},
+            "source": source,
+            "outputs": [],
+            "execution_count": None,
+        }
     ]
     return nb
 

@@ -1,0 +1,17 @@
+"""Config of every single-user server in the docker-compose Hub (``JUPYTER_CONFIG_DIR``):
+the save-events extension, the embed bridge, and CSP for the configured app origins."""
+
+import json
+import os
+
+from hub_service.labextension.build import LABEXTENSIONS_DIR
+
+c = get_config()  # noqa: F821
+
+app_origins = json.loads(os.environ.get("ORCH_APP_ORIGINS", "[]"))
+c.ServerApp.tornado_settings = {
+    "headers": {"Content-Security-Policy": " ".join(["frame-ancestors 'self'", *app_origins])},
+    "page_config_data": {"orchestratorEmbedOrigins": app_origins},
+}
+c.LabApp.extra_labextensions_path = [str(LABEXTENSIONS_DIR)]
+c.ServerApp.jpserver_extensions = {"hub_service.extension": True}

@@ -1,0 +1,124 @@
+"""Alembic migrations build exactly the models' schema on SQLite and PostgreSQL, and
+many processes migrating one database at once do not race."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from orchestrator.db.engine import create_schema, make_engine
+from orchestrator.db.migrations import alembic_config, current_revision, head_revision
+
+pytest_plugins = ["tests.integration.database_fixtures"]
+TABLES = {"app", "app_key", "command", "notebook", "notebook_blob", "notebook_version"}
+
+# Imports first, then waits for "go" on stdin, so that all processes migrate at once.
+_MIGRATING_PROCESS = """
+import asyncio, sys
+from orchestrator.db.engine import create_schema, make_engine
+from orchestrator.db.migrations import current_revision
+
+async def main(url):
+    engine = make_engine(url)
+    await create_schema(engine)
+    async with engine.connect() as conn:
+        print("migrated", await conn.run_sync(current_revision), flush=True)
+    await engine.dispose()
+
+print("ready", flush=True)
+sys.stdin.readline()
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def _schema_diff(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, SQLModel.metadata))
+
+
+async def test_upgrade_from_empty_matches_the_models(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        await create_schema(engine)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(current_revision) == head_revision()
+            assert set(await conn.run_sync(lambda c: inspect(c).get_table_names())) >= TABLES
+            assert await conn.run_sync(_schema_diff) == []
+            # The comparison is able to see a difference:
+            await conn.execute(text("DROP INDEX ix_command_status"))
+            diff = await conn.run_sync(_schema_diff)
+            assert [d[0] for d in diff] == ["add_index"]
+    finally:
+        await engine.dispose()
+
+
+async def test_downgrade_to_base_and_back(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        await create_schema(engine)
+
+        def downgrade(conn: Connection) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "base")
+
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade)
+        async with engine.connect() as conn:
+            left = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+        assert not (left & TABLES)
+        await create_schema(engine)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_schema_diff) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_made_before_migrations_is_adopted(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(SQLModel.metadata.create_all)
+        await create_schema(engine)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(current_revision) == head_revision()
+    finally:
+        await engine.dispose()
+
+
+def test_processes_starting_together_migrate_once(db_url: str) -> None:
+    url = db_url
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _MIGRATING_PROCESS, url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    try:
+        for process in processes:
+            assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        outcomes = [process.communicate(timeout=120) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    failures = [err for (_out, err), p in zip(outcomes, processes, strict=True) if p.returncode]
+    assert failures == []
+    assert [out.strip() for out, _err in outcomes] == [f"migrated {head_revision()}"] * 4

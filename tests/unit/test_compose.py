@@ -1,0 +1,154 @@
+"""docker-compose.yml is valid (Debian's docker-compose validates it without an engine)
+and speaks the same ``ORCH_*`` settings names as the Python settings classes and as
+``make run`` (the local stack)."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from hub_service.extension import NOTIFY_URL_ENV
+from orchestrator import settings as settings_module
+from orchestrator.localstack.hub_config import LAUNCH_AUTHENTICATOR
+from orchestrator.localstack.stack import LocalStack
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+HUB_CONFIGS = sorted((ROOT / "docker" / "jupyterhub").glob("*.py"))
+REQUIRED_SECRETS = {
+    "RABBITMQ_PASSWORD": "rabbit-pw",
+    "POSTGRES_PASSWORD": "postgres-pw",
+    "ORCH_HUB_API_TOKEN": "hub-token",
+    "ORCH_LAUNCH_SECRET": "launch-secret",
+}
+S = settings_module
+# Which settings classes each orchestrator process of the compose file builds.
+PROCESS_SETTINGS: dict[str, list[type[BaseSettings]]] = {
+    "gateway": [S.GatewaySettings],
+    "consumer-0": [S.ConsumerSettings],
+    "consumer-1": [S.ConsumerSettings],
+    "demo": [S.DemoSettings, S.CommonSettings],  # the demo also issues its key (keys)
+}
+ORCH_NAME = re.compile(r"\bORCH_[A-Z0-9_]+\b")
+
+
+def env_names(cls: type[BaseSettings]) -> set[str]:
+    """The environment variable names a settings class reads."""
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    return {f"{prefix}{name}".upper() for name in cls.model_fields}
+
+
+def all_settings_names() -> set[str]:
+    """Every name any settings class defines, plus the save extension's variable."""
+    classes = [
+        cls
+        for _name, cls in inspect.getmembers(settings_module, inspect.isclass)
+        if issubclass(cls, BaseSettings) and cls.__module__ == settings_module.__name__
+    ]
+    return set().union(*(env_names(cls) for cls in classes)) | {NOTIFY_URL_ENV}
+
+
+def compose() -> dict[str, Any]:
+    """The compose file with YAML anchors and merges resolved."""
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    return loaded
+
+
+def docker_compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run Debian's docker-compose on the file (skipped when the binary is missing)."""
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip(
+            "docker-compose is not installed (apt-get install docker-compose; make test does)"
+        )
+    clean = {k: v for k, v in os.environ.items() if k not in REQUIRED_SECRETS}
+    return subprocess.run(
+        [binary, "-f", str(COMPOSE_FILE), "--project-directory", str(ROOT), *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_docker_compose_config_validates() -> None:
+    done = docker_compose("config", env=REQUIRED_SECRETS)
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)
+    expected = {"rabbitmq", "postgres", "jupyterhub", "gateway", "consumer-0", "consumer-1", "demo"}
+    assert set(resolved["services"]) == expected
+    gateway_env = resolved["services"]["gateway"]["environment"]
+    assert gateway_env["ORCH_DATABASE_URL"].startswith("postgresql+asyncpg://orchestrator:")
+    assert "ORCH_HUB_API_TOKEN" not in gateway_env  # least privilege: only Hub callers
+
+
+def test_docker_compose_refuses_to_run_without_secrets() -> None:
+    done = docker_compose("config", env={})
+    assert done.returncode != 0
+    assert "set " in done.stderr and ".env" in done.stderr
+
+
+def test_every_orch_name_is_a_settings_field() -> None:
+    known = all_settings_names()
+    texts = [COMPOSE_FILE.read_text(), *(path.read_text() for path in HUB_CONFIGS)]
+    used = set().union(*(ORCH_NAME.findall(text) for text in texts))
+    assert used, "no ORCH_* names found: the check would be vacuous"
+    assert used - known == set()
+
+
+def test_each_process_gets_only_its_own_settings() -> None:
+    services = compose()["services"]
+    for service, classes in PROCESS_SETTINGS.items():
+        names = {n for n in services[service]["environment"] if n.startswith("ORCH_")}
+        accepted = set().union(*(env_names(cls) for cls in classes))
+        assert names - accepted == set(), f"{service} gets settings it does not read"
+
+
+def test_compose_sets_what_make_run_sets(tmp_path: Path) -> None:
+    local = set(LocalStack(tmp_path).settings_env())
+    services = compose()["services"]
+    for service, cls in (("gateway", S.GatewaySettings), ("consumer-0", S.ConsumerSettings)):
+        needed = local & env_names(cls)
+        assert needed, "the local stack sets none of these: the check would be vacuous"
+        missing = needed - set(services[service]["environment"])
+        assert missing == set(), f"{service} lacks {sorted(missing)} that make run sets"
+
+
+def test_healthchecks_and_start_order() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        assert "healthcheck" in service, f"{name} has no healthcheck"
+        for dependency, how in service.get("depends_on", {}).items():
+            assert how == {"condition": "service_healthy"}, (name, dependency)
+            assert "healthcheck" in services[dependency]
+    order = {"gateway": {"rabbitmq", "postgres"}, "consumer-0": {"jupyterhub"}, "demo": {"gateway"}}
+    for name, needs in order.items():
+        assert needs <= set(services[name]["depends_on"]), name
+
+
+def test_images_build_from_files_in_the_repo() -> None:
+    for dockerfile in sorted((ROOT / "docker").glob("*.Dockerfile")):
+        for line in dockerfile.read_text().splitlines():
+            if line.startswith("COPY "):
+                sources = line.split()[1:-1]
+                for source in sources:
+                    if "*" not in source:
+                        assert (ROOT / source).exists(), f"{dockerfile.name}: {source} missing"
+    for service in compose()["services"].values():
+        if "build" in service:
+            assert (ROOT / service["build"]["dockerfile"]).is_file()
+    hub_config = (ROOT / "docker" / "jupyterhub" / "jupyterhub_config.py").read_text()
+    assert "LAUNCH_AUTHENTICATOR" in hub_config
+    for module in (LAUNCH_AUTHENTICATOR.rsplit(".", 1)[0], "hub_service.extension"):
+        assert importlib.util.find_spec(module) is not None, module
