@@ -5,21 +5,25 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-RUN_PACKAGES := rabbitmq-server nodejs npm
+RUN_PACKAGES := rabbitmq-server
 TEST_PACKAGES := $(RUN_PACKAGES) chromium postgresql docker-compose
 STATE ?= .state/dev
 
-.PHONY: run test install install-test system-run system-test lint typecheck pytest bench clean
+.PHONY: run test install install-test system-node system-run system-test lint typecheck pytest bench clean
 
 run: install
 	$(PY) -m orchestrator dev --state-dir $(STATE)
 
 test: install-test lint typecheck pytest
 
-system-run:
+# Node.js may come from Debian or elsewhere (its npm bundled): install it only if absent.
+system-node:
+	@command -v npm >/dev/null || scripts/ensure-system-packages.sh nodejs npm
+
+system-run: system-node
 	@scripts/ensure-system-packages.sh $(RUN_PACKAGES)
 
-system-test:
+system-test: system-node
 	@scripts/ensure-system-packages.sh $(TEST_PACKAGES)
 
 $(VENV)/.installed: pyproject.toml

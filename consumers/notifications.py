@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import posixpath
 import uuid
-from typing import Any, Protocol
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -24,9 +23,9 @@ from consumers.errors import InvalidNotebook, NotFoundError, PermanentError, Tra
 from consumers.handlers import PendingEvent, saved_event
 from consumers.notebook_codec import canonicalise
 from consumers.outbox import Outbox
+from consumers.ports import NotebookIndex, NotebookReader
 from consumers.processor import UserLocks
 from orchestrator.bus.publisher import PublishFailed
-from orchestrator.db.notebooks import NotebookSummary, StoredVersion
 from orchestrator.metrics import DEAD_LETTERS, SAVE_TO_EVENT_SECONDS
 from schemas import topology as t
 from schemas.commands import utcnow
@@ -34,31 +33,6 @@ from schemas.events import EventKind, NotebookDeleted, NotebookRenamed, SaveOrig
 from schemas.notifications import ContentsAction, ContentsNotification, ContentsNotificationMessage
 
 log = structlog.get_logger(__name__)
-
-
-class NotebookReader(Protocol):
-    """Reads files in a user's server."""
-
-    async def read_notebook(self, user: str, path: str) -> dict[str, Any]: ...
-    async def exists(self, user: str, path: str) -> bool: ...
-
-
-class NotebookIndex(Protocol):
-    """The notebooks and versions the orchestrator keeps."""
-
-    async def add_version(
-        self,
-        *,
-        user: str,
-        path: str,
-        content: str,
-        sha256: str,
-        origin: str,
-        command_id: uuid.UUID | None = None,
-    ) -> StoredVersion: ...
-    async def rename(self, user: str, old_path: str, new_path: str) -> bool: ...
-    async def mark_deleted(self, user: str, path: str) -> bool: ...
-    async def notebooks(self, user: str) -> list[NotebookSummary]: ...
 
 
 def _is_notebook(path: str) -> bool:

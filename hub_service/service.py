@@ -21,9 +21,7 @@ from aiohttp import web
 
 from hub_service.notify_api import AMQP, PUBLISHER, VERIFIER, add_routes
 from hub_service.token_check import TokenVerifier
-from orchestrator.bus.connection import connect
-from orchestrator.bus.publisher import ConfirmedPublisher
-from orchestrator.bus.topology import declare_topology
+from orchestrator.bus.lifecycle import confirmed_bus
 from orchestrator.gateway.errors import json_errors
 from orchestrator.logging import configure_logging
 from orchestrator.runner import run_until_signalled
@@ -76,15 +74,10 @@ async def _hub_session(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _broker(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    connection = await connect(settings.amqp_url.get_secret_value(), name="hub-service")
-    async with connection.channel() as channel:
-        await declare_topology(channel, settings.partitions)
-    app[AMQP] = connection
-    app[PUBLISHER] = ConfirmedPublisher(connection, timeout=settings.publish_timeout_seconds)
-    yield
-    await app[PUBLISHER].close()
-    await connection.close()
+    async with confirmed_bus(app[SETTINGS], name="hub-service") as (connection, publisher):
+        app[AMQP] = connection
+        app[PUBLISHER] = publisher
+        yield
 
 
 def create_app(settings: HubServiceSettings, hub: HubEnvironment) -> web.Application:

@@ -6,9 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from orchestrator.bus.connection import connect
-from orchestrator.bus.publisher import ConfirmedPublisher
-from orchestrator.bus.topology import declare_topology
+from orchestrator.bus.lifecycle import confirmed_bus
 from orchestrator.db.apps import AppStore
 from orchestrator.db.commands import CommandStore
 from orchestrator.db.engine import create_schema, make_engine, make_sessionmaker
@@ -36,15 +34,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _broker(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    connection = await connect(settings.amqp_url.get_secret_value(), name="gateway")
-    async with connection.channel() as channel:
-        await declare_topology(channel, settings.partitions)
-    app[AMQP] = connection
-    app[PUBLISHER] = ConfirmedPublisher(connection, timeout=settings.publish_timeout_seconds)
-    yield
-    await app[PUBLISHER].close()
-    await connection.close()
+    async with confirmed_bus(app[SETTINGS], name="gateway") as (connection, publisher):
+        app[AMQP] = connection
+        app[PUBLISHER] = publisher
+        yield
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
