@@ -30,10 +30,14 @@ _SECRET_VALUES = [
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}(?:\.[A-Za-z0-9_-]+)?"),
 ]
 REDACTED = "[redacted]"
+# Cheap first pass: a string with none of these markers cannot match any pattern above.
+_MAYBE_SECRET = re.compile(r"(?i)authorization|[?&](?:token|code|key)=|://|orch_|eyJ")
 
 
 def redact_text(text: str) -> str:
     """Replace credentials inside free text (URLs, headers, app keys) with a marker."""
+    if not _MAYBE_SECRET.search(text):
+        return text
     for pattern in _SECRET_VALUES:
         if pattern.groups == 2:
             text = pattern.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2)}", text)
@@ -51,6 +55,16 @@ def redact_secrets(
     inside nested dicts and lists too (and in formatted tracebacks, see below)."""
     for key, value in list(event_dict.items()):
         event_dict[key] = _redact_field(key, value)
+    return event_dict
+
+
+def redact_exception(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: scrub a formatted traceback (formatted only at render time)."""
+    exception = event_dict.get("exception")
+    if isinstance(exception, str):
+        event_dict["exception"] = redact_text(exception)
     return event_dict
 
 
@@ -93,7 +107,7 @@ def configure_logging(process: str, *, json: bool | None = None, level: str = "I
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            redact_secrets,  # again: tracebacks are only formatted here
+            redact_exception,
             renderer,
         ],
     )

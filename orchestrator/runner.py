@@ -6,9 +6,14 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 
+import uvloop
+
 
 def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run ``main(stop)`` in a new loop; SIGINT/SIGTERM set ``stop`` for a clean exit."""
+    """Run ``main(stop)`` in a new uvloop loop; SIGINT/SIGTERM set ``stop`` for a clean exit.
+
+    uvloop roughly halves the event loop's own overhead per request and message.
+    """
 
     async def _runner() -> None:
         stop = asyncio.Event()
@@ -17,4 +22,4 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
             loop.add_signal_handler(sig, stop.set)
         await main(stop)
 
-    asyncio.run(_runner())
+    uvloop.run(_runner())

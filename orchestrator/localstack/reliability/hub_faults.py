@@ -40,16 +40,23 @@ def hub_behind_fault_proxy(stack: LocalStack) -> Iterator[FaultProxy]:
 
 
 def hub_fault_rules(server_errors: float = 0.2) -> list[FaultRule]:
-    """The fault mix: ``server_errors`` of all requests 502/503, 5% 429 with
-    ``Retry-After: 1``, 5% dropped connections, 20% delayed by 0.3 s."""
+    """The fault mix: one of each kind early on (so a short run sees every kind), then
+    ``server_errors`` of all requests 502/503, about 4% 429 with ``Retry-After: 1``,
+    4% dropped connections, 14% delayed by 0.3 s."""
     half = server_errors / 2
-    return [
+    mix = [
         FaultRule("status", status=503, fraction=half),
         FaultRule("status", status=502, fraction=half / (1 - half)),
         FaultRule("status", status=429, retry_after=1, fraction=0.05),
         FaultRule("drop", fraction=0.05),
         FaultRule("delay", delay_seconds=0.3, fraction=0.2),
     ]
+    first_of_each = [
+        FaultRule("drop", fraction=0.5, count=1),
+        FaultRule("status", status=429, retry_after=1, fraction=0.5, count=1),
+        FaultRule("delay", delay_seconds=0.3, fraction=0.5, count=1),
+    ]
+    return first_of_each + mix
 
 
 async def _retry_counts(stack: LocalStack) -> dict[str, float]:
