@@ -55,6 +55,7 @@ bench: install-test
 	$(PY) bench/gateway_throughput.py
 	$(PY) bench/burst.py
 	$(PY) bench/save_latency.py
+	$(PY) bench/reliability/run_all.py
 
 clean:
 	rm -rf .state .cache .mypy_cache .ruff_cache test-artifacts
