@@ -9,10 +9,13 @@ here instead of hitting the Hub's ``concurrent_spawn_limit`` (whose 429 asks for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -38,6 +41,27 @@ class ServerState:
     url: str | None
 
 
+class SpawnLimit(Protocol):
+    """Limits concurrent spawns; the consumers share one across processes (the DB)."""
+
+    def hold(self) -> AbstractAsyncContextManager[None]:
+        """Wait for a free spawn slot and hold it for the body."""
+        ...
+
+
+class LocalSpawnLimit:
+    """A :class:`SpawnLimit` for one process (an asyncio semaphore)."""
+
+    def __init__(self, limit: int) -> None:
+        self._semaphore = asyncio.Semaphore(limit)
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """Hold one of ``limit`` slots of this process."""
+        async with self._semaphore:
+            yield
+
+
 def is_busy(body: Any) -> bool:
     """True if a 400 from ``POST .../server`` means "already running" or "pending"."""
     message = str((body or {}).get("message", "")).lower()
@@ -58,6 +82,7 @@ class HubClient:
         *,
         concurrency: int = 16,
         spawn_concurrency: int = 4,
+        spawn_limit: SpawnLimit | None = None,
         spawn_timeout: float = 180.0,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -65,7 +90,7 @@ class HubClient:
         self._api = api_url.rstrip("/")
         self._headers = {"Authorization": f"token {token}"}
         self._calls = asyncio.Semaphore(concurrency)
-        self._spawns = asyncio.Semaphore(spawn_concurrency)
+        self._spawns = spawn_limit or LocalSpawnLimit(spawn_concurrency)
         self._spawn_timeout = spawn_timeout
         self._retry = retry or RetryPolicy(target="hub")
         self.calls_made = 0
@@ -128,7 +153,7 @@ class HubClient:
         """
         if known is not None and known.ready and known.url is not None:
             return known.url
-        async with self._spawns:
+        async with self._spawns.hold():
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self._spawn_timeout):

@@ -31,28 +31,18 @@ from orchestrator.bus.topology import declare_topology
 from orchestrator.db.commands import CommandStore
 from orchestrator.db.engine import create_schema, make_engine, make_sessionmaker
 from orchestrator.db.notebooks import NotebookStore
+from orchestrator.db.spawn_slots import SpawnSlots
 from orchestrator.settings import ConsumerSettings
 from schemas.topology import Partitioning
 
 log = structlog.get_logger(__name__)
+SPAWN_LEASE_MARGIN_SECONDS = 30.0
 STANDBY_GRACE_SECONDS = 3.0
 
 
 def home_partitions(partitions: int, index: int, count: int) -> list[int]:
     """Partitions this process subscribes to first."""
     return [p for p in range(partitions) if p % count == index % count]
-
-
-def spawn_share(total: int, index: int, count: int) -> int:
-    """This process's part of ``ORCH_SPAWN_CONCURRENCY``, the limit for all consumers.
-
-    The total is split evenly over the ``count`` processes, the remainder going to the
-    lowest indexes, so the shares add up to the total (set it at or below the Hub's
-    ``concurrent_spawn_limit``). Each process gets at least one, so with more
-    processes than the total the sum is ``count``.
-    """
-    base, extra = divmod(total, max(1, count))
-    return max(1, base + (1 if index % max(1, count) < extra else 0))
 
 
 @dataclass(frozen=True)
@@ -67,18 +57,25 @@ class ConsumerRuntime:
 async def consumer_runtime(
     settings: ConsumerSettings,
     *,
-    spawn_concurrency: int | None = None,
     name: str = "consumer",
 ) -> AsyncIterator[ConsumerRuntime]:
     """Open DB, HTTP session and broker connection; yield a ready processor.
 
-    ``spawn_concurrency`` is this process's spawn limit (default: the whole total).
+    ``ORCH_SPAWN_CONCURRENCY`` limits spawns across ALL consumer processes (leases in
+    the shared database), so keep it at or below the Hub's ``concurrent_spawn_limit``.
     """
     engine = make_engine(settings.database_url.get_secret_value())
     await create_schema(engine)
     sessions = make_sessionmaker(engine)
     timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=60)
     token = settings.hub_api_token.get_secret_value()
+    spawn_slots = SpawnSlots(
+        sessions,
+        settings.spawn_concurrency,
+        lease_seconds=settings.spawn_timeout_seconds + SPAWN_LEASE_MARGIN_SECONDS,
+        owner=name,
+    )
+    await spawn_slots.ensure_slots()
     connection = await connect(settings.amqp_url.get_secret_value(), name=name)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         publisher = ConfirmedPublisher(connection, timeout=settings.publish_timeout_seconds)
@@ -87,7 +84,7 @@ async def consumer_runtime(
             settings.hub_api_url,
             token,
             concurrency=settings.hub_concurrency,
-            spawn_concurrency=spawn_concurrency or settings.spawn_concurrency,
+            spawn_limit=spawn_slots,
             spawn_timeout=settings.spawn_timeout_seconds,
         )
         ports = Ports(
@@ -142,10 +139,9 @@ async def run_consumer(
     settings: ConsumerSettings, index: int, count: int, stop: asyncio.Event
 ) -> None:
     """Consume until ``stop`` is set; serve /metrics, /healthz, /readyz on the metrics port."""
-    share = spawn_share(settings.spawn_concurrency, index, count)
     subscribed = asyncio.Event()
     async with (
-        consumer_runtime(settings, spawn_concurrency=share, name=f"consumer-{index}") as runtime,
+        consumer_runtime(settings, name=f"consumer-{index}") as runtime,
         serve_health(settings.metrics_port, _readiness(runtime, subscribed)),
     ):
         processor = runtime.processor
@@ -156,7 +152,9 @@ async def run_consumer(
         home = home_partitions(settings.partitions, index, count)
         await _subscribe(channel, processor, [queues[p] for p in home])
         subscribed.set()
-        log.info("spawn limit of this process", spawn_concurrency=share)
+        log.info(
+            "spawn limit shared by all consumers", spawn_concurrency=settings.spawn_concurrency
+        )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(STANDBY_GRACE_SECONDS):
                 await stop.wait()

@@ -138,3 +138,15 @@ class NotebookVersion(SQLModel, table=True):
     origin: str = Field(max_length=16)
     command_id: uuid.UUID | None = Field(default=None, index=True)
     created_at: datetime = _ts(nullable=False)
+
+
+class SpawnSlot(SQLModel, table=True):
+    """One of the spawn slots all consumer processes share (a lease, not a lock)."""
+
+    __tablename__ = "spawn_slot"
+
+    slot: int = Field(primary_key=True)
+    holder: str | None = Field(default=None, max_length=128)
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
