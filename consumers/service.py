@@ -25,9 +25,7 @@ from consumers.notifications import NotificationProcessor
 from consumers.outbox import Outbox
 from consumers.processor import CommandProcessor
 from hub_service.launch.codes import launch_link_issuer
-from orchestrator.bus.connection import connect
-from orchestrator.bus.publisher import ConfirmedPublisher
-from orchestrator.bus.topology import declare_topology
+from orchestrator.bus.lifecycle import confirmed_bus
 from orchestrator.db.commands import CommandStore
 from orchestrator.db.engine import create_schema, make_engine, make_sessionmaker
 from orchestrator.db.notebooks import NotebookStore
@@ -76,9 +74,11 @@ async def consumer_runtime(
         owner=name,
     )
     await spawn_slots.ensure_slots()
-    connection = await connect(settings.amqp_url.get_secret_value(), name=name)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
-        publisher = ConfirmedPublisher(connection, timeout=settings.publish_timeout_seconds)
+    async with (
+        confirmed_bus(settings, name=name) as (connection, publisher),
+        aiohttp.ClientSession(timeout=timeout) as http,
+    ):
+        notebooks = NotebookStore(sessions)
         hub = HubClient(
             http,
             settings.hub_api_url,
@@ -90,7 +90,7 @@ async def consumer_runtime(
         ports = Ports(
             hub=hub,
             contents=ContentsClient(http, settings.hub_public_url, token),
-            versions=NotebookStore(sessions),
+            versions=notebooks,
             hub_public_url=settings.hub_public_url,
             inline_content_max_bytes=settings.inline_content_max_bytes,
             launch_links=launch_link_issuer(settings),
@@ -98,7 +98,7 @@ async def consumer_runtime(
         outbox = Outbox(publisher)
         notifications = NotificationProcessor(
             ports.contents,
-            NotebookStore(sessions),
+            notebooks,
             outbox,
             inline_content_max_bytes=settings.inline_content_max_bytes,
         )
@@ -108,8 +108,6 @@ async def consumer_runtime(
         try:
             yield ConsumerRuntime(processor, connection)
         finally:
-            await publisher.close()
-            await connection.close()
             await engine.dispose()
 
 
@@ -146,7 +144,6 @@ async def run_consumer(
     ):
         processor = runtime.processor
         channel = await runtime.connection.channel()
-        await declare_topology(channel, settings.partitions)
         await channel.set_qos(prefetch_count=settings.prefetch)
         queues = Partitioning(settings.partitions).queues()
         home = home_partitions(settings.partitions, index, count)

@@ -29,6 +29,10 @@ class AppIdentity:
     allowed_types: frozenset[str] | None
     user_prefix: str | None
 
+    def may_act_for(self, user: str) -> bool:
+        """True if this app may act for (or read) ``user``: its prefix, if any, matches."""
+        return not self.user_prefix or user.startswith(self.user_prefix)
+
 
 @dataclass(frozen=True)
 class IssuedKey:

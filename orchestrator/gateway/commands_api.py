@@ -66,7 +66,7 @@ def _check_allowed(request: web.Request, command: Command) -> None:
             "forbidden",
             f"app '{app.name}' may not send '{command.type.value}' commands (allowed: {allowed})",
         )
-    if app.user_prefix and not command.user.startswith(app.user_prefix):
+    if not app.may_act_for(command.user):
         raise ApiError(
             403,
             "forbidden",

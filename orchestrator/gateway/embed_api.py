@@ -51,7 +51,7 @@ async def _launch_target(request: web.Request) -> tuple[str, str]:
         raise ApiError(400, "bad_request", f"user: {exc}") from None
     if app.allowed_types is not None and CommandType.OPEN.value not in app.allowed_types:
         raise ApiError(403, "forbidden", f"app '{app.name}' may not open notebooks")
-    if app.user_prefix and not user.startswith(app.user_prefix):
+    if not app.may_act_for(user):
         raise ApiError(403, "forbidden", f"app '{app.name}' may not act for user '{user}'")
     body = decode_json_object(await request.read() or b"{}")
     if not isinstance(body.get("path"), str):

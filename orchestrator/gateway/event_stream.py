@@ -143,7 +143,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
             check_username(user)
         except ValueError as exc:
             raise invalid_parameter("user", str(exc)) from None
-        if app.user_prefix and not user.startswith(app.user_prefix):
+        if not app.may_act_for(user):
             raise ApiError(403, "forbidden", f"app '{app.name}' may not watch user '{user}'")
     sub = Subscription(app=app.name, user=user, kinds=parse_kinds(request.query.get("types")))
     response = web.StreamResponse(

@@ -24,7 +24,7 @@ def _user(request: web.Request) -> str:
     except ValueError as exc:
         raise invalid_parameter("user", str(exc)) from None
     app = current_app(request)
-    if app.user_prefix and not user.startswith(app.user_prefix):
+    if not app.may_act_for(user):
         raise ApiError(403, "forbidden", f"app '{app.name}' may not read user '{user}'")
     return user
 
@@ -93,7 +93,7 @@ async def get_version(request: web.Request) -> web.Response:
     store = request.app[NOTEBOOKS]
     version = await store.version(version_id)
     app = current_app(request)
-    if version is None or (app.user_prefix and not version.user.startswith(app.user_prefix)):
+    if version is None or not app.may_act_for(version.user):
         raise ApiError(404, "not_found", f"no version {version_id}")
     content = await store.content(version.sha256)
     return web.json_response(
