@@ -1,5 +1,6 @@
 """Config of every single-user server in the docker-compose Hub (``JUPYTER_CONFIG_DIR``):
-the save-events extension, the embed bridge, and CSP for the configured app origins."""
+the save-events extension, saves that readers never see half-written, the embed
+bridge, and CSP for the configured app origins."""
 
 import json
 import os
@@ -14,4 +15,5 @@ c.ServerApp.tornado_settings = {
     "page_config_data": {"orchestratorEmbedOrigins": app_origins},
 }
 c.LabApp.extra_labextensions_path = [str(LABEXTENSIONS_DIR)]
+c.ServerApp.contents_manager_class = "hub_service.contents.AtomicReplaceFileManager"
 c.ServerApp.jpserver_extensions = {"hub_service.extension": True}

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from orchestrator.localstack.hub_config import (
+    CONTENTS_MANAGER,
     LAUNCH_AUTHENTICATOR,
     HubConfig,
     HubPorts,
@@ -63,6 +64,7 @@ def test_with_a_launch_secret_the_hub_uses_the_launch_authenticator(tmp_path: Pa
 def test_without_a_secret_the_hub_accepts_api_tokens_only(tmp_path: Path) -> None:
     hub = _hub_namespace(_config(tmp_path), tmp_path)
     assert hub["JupyterHub.authenticator_class"] == "null"
+    assert hub["JupyterHub.trust_user_provided_tokens"] is True  # random 256-bit token
     assert "LaunchCodeAuthenticator.secret" not in hub
 
 
@@ -75,3 +77,4 @@ def test_single_user_servers_get_csp_bridge_origins_and_the_extension(tmp_path: 
     assert settings["headers"]["Content-Security-Policy"] == f"frame-ancestors 'self' {ORIGIN}"
     assert json.loads(settings["page_config_data"]["orchestratorEmbedOrigins"]) == [ORIGIN]
     assert recorded["LabApp.extra_labextensions_path"] == [str(extensions)]
+    assert recorded["ServerApp.contents_manager_class"] == CONTENTS_MANAGER
