@@ -52,6 +52,7 @@ pytest:
 	$(PY) -m pytest -p no:cacheprovider -q -ra
 
 bench: install-test
+	@scripts/ensure-system-packages.sh wrk
 	$(PY) bench/gateway_throughput.py
 	$(PY) bench/burst.py
 	$(PY) bench/save_latency.py

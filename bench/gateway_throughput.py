@@ -9,7 +9,10 @@ LocalStack, then, in this process:
    messages of the same size to the same exchange, same concurrency: msg/s, p50/p99;
 3. open loop at a fixed rate (``--rate``, default 1,000/s) for ``--seconds`` against the
    gateway, latency measured from each request's scheduled start (no coordinated
-   omission), and the same for the raw publisher.
+   omission), and the same for the raw publisher;
+4. closed loop with ``wrk`` (C, one thread, same concurrency, unique usernames from a
+   Lua script), when ``wrk`` is installed (``make bench`` installs it): the gateway's
+   rate without the Python client's CPU on the same two cores.
 
 Prints the figures and the ratio gateway/raw. Partition queues are purged after each
 phase (nothing consumes them). Everything started is stopped at the end.
@@ -22,11 +25,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import shutil
+import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aio_pika
@@ -70,6 +76,17 @@ class Figures:
             f"   p99 {self.percentile(99):6.1f} ms   max {self.percentile(100):7.1f} ms"
             f"   ok {self.ok} failed {self.failed}"
         )
+
+
+@dataclass
+class ReportedFigures(Figures):
+    """A phase whose load generator reports percentiles (ms) instead of samples."""
+
+    reported: dict[float, float] = field(default_factory=dict)
+
+    def percentile(self, q: float) -> float:
+        """The generator's own figure for ``q`` (50, 99 or 100)."""
+        return self.reported.get(q, float("nan"))
 
 
 async def closed_loop(name: str, send: Send, total: int, concurrency: int) -> Figures:
@@ -167,9 +184,8 @@ async def purge(channel: aio_pika.abc.AbstractChannel, partitions: int) -> None:
         await queue.purge()
 
 
-async def run(stack: LocalStack, args: argparse.Namespace) -> tuple[list[Figures], float]:
-    """All phases against a started stack; also the gateway's CPU µs per command."""
-    key = stack.issue_app_key("bench")
+async def run(stack: LocalStack, key: str, args: argparse.Namespace) -> tuple[list[Figures], float]:
+    """The aiohttp and aio-pika phases; also the gateway's CPU µs per command."""
     connector = aiohttp.TCPConnector(limit=max(args.concurrency, 64) * 4)
     connection = await aio_pika.connect(stack.broker.amqp_url)
     results: list[Figures] = []
@@ -234,6 +250,59 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> tuple[list[Figures
     return results, gateway_cpu_us
 
 
+WRK_SCRIPT = """
+local counter = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")
+request = function()
+  counter = counter + 1
+  local body = '{"type":"ensure-user","user":"wrk' .. counter .. '"}'
+  return wrk.format(nil, "/v1/commands", nil, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %d\\n", summary.requests, summary.errors.status,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+def wrk_closed_loop(
+    url: str, key: str, concurrency: int, seconds: float, state: Path
+) -> Figures | None:
+    """``wrk`` at ``concurrency`` connections for ``seconds``; None if wrk is missing.
+
+    Non-2xx answers count as failed; wrk reports latency percentiles, not samples, so
+    the figures carry p50, p99 and max as three latencies.
+    """
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print("wrk not installed: phase skipped (make bench installs it)")
+        return None
+    script = state / "commands.lua"
+    script.write_text(WRK_SCRIPT)
+    done = subprocess.run(
+        [wrk, "-t1", f"-c{concurrency}", f"-d{seconds:.0f}s", "-s", str(script), url],
+        env={**os.environ, "BENCH_KEY": key},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    )
+    found = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+)", done.stdout)
+    if found is None:
+        raise RuntimeError(f"unexpected wrk output: {done.stdout[-500:]}")
+    requests, non2xx, p50_us, p99_us, max_us = (int(v) for v in found.groups())
+    return ReportedFigures(
+        f"gateway HTTP via wrk, {concurrency} conns",
+        requests - non2xx,
+        non2xx,
+        seconds,
+        [],
+        reported={50: p50_us / 1000, 99: p99_us / 1000, 100: max_us / 1000},
+    )
+
+
 def main() -> int:
     """Start the stack, run the phases, print figures and ratios, stop everything."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -242,6 +311,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--wrk-seconds", type=float, default=10.0)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as state:
@@ -251,14 +321,33 @@ def main() -> int:
         )
         stack.start()
         try:
-            (gateway, raw, gateway_rate, raw_rate), gateway_cpu_us = asyncio.run(run(stack, args))
+            key = stack.issue_app_key("bench")
+            phases, gateway_cpu_us = asyncio.run(run(stack, key, args))
+            gateway, raw, gateway_rate, raw_rate = phases
+            process = psutil.Process(stack.gateway.pid if stack.gateway else 0)
+            cpu_before = sum(process.cpu_times()[:2])
+            by_wrk = wrk_closed_loop(
+                stack.gateway_url, key, args.concurrency, args.wrk_seconds, Path(state)
+            )
+            wrk_cpu_us = (
+                (sum(process.cpu_times()[:2]) - cpu_before) / max(1, by_wrk.ok) * 1e6
+                if by_wrk
+                else 0.0
+            )
         finally:
             stack.stop()
     ratio = gateway.rate / raw.rate if raw.rate else float("nan")
     print()
+    if by_wrk is not None:
+        print(by_wrk.line())
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores")
     print(f"gateway CPU per accepted command (closed loop): {gateway_cpu_us:.0f} us")
     print(f"ratio gateway/raw at concurrency {args.concurrency}: {ratio:.2f}   (target >= 0.6)")
+    if by_wrk is not None:
+        print(
+            f"ratio gateway (wrk)/raw: {by_wrk.rate / raw.rate if raw.rate else float('nan'):.2f}"
+            f"   gateway CPU per command under wrk: {wrk_cpu_us:.0f} us"
+        )
     print(
         f"at {args.rate:.0f}/s offered: gateway p99 {gateway_rate.percentile(99):.1f} ms "
         f"(achieved {gateway_rate.rate:.0f}/s), raw p99 {raw_rate.percentile(99):.1f} ms   "

@@ -48,13 +48,16 @@ async def _read_body(request: web.Request) -> bytes:
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the command as application/json")
     limit = request.app[SETTINGS].max_body_bytes
-    too_large = ApiError(413, "body_too_large", f"request body is larger than {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise _too_large(limit)
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise too_large from None
+        raise _too_large(limit) from None
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"request body is larger than {limit} bytes")
 
 
 def _check_allowed(request: web.Request, command: Command) -> None:
