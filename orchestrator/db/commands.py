@@ -83,6 +83,7 @@ class IdempotencyConflict(Exception):
     """The idempotency key was used before with a different request body."""
 
 
+_FINAL = [s for s in CommandStatus if s.is_final]
 _TABLE: Table = CommandRecord.__table__  # type: ignore[attr-defined]
 _COLUMNS = list(_TABLE.columns)
 
@@ -234,18 +235,17 @@ class CommandStore:
             return bool(result.rowcount)
 
     async def begin_attempt(self, command_id: uuid.UUID) -> CommandRecord | None:
-        """Mark the command running and count the attempt; None if unknown."""
-        async with self._sessions() as session:
-            record = await session.get(CommandRecord, command_id)
-            if record is None:
-                return None
-            if not CommandStatus(record.status).is_final:
-                record.status = CommandStatus.RUNNING
-                record.attempts += 1
-                record.updated_at = utcnow()
-                session.add(record)
-                await session.commit()
-            return record
+        """Mark the command running and count the attempt; None if unknown.
+
+        A final command is returned unchanged.
+        """
+        now = utcnow()
+        changes = {
+            "status": CommandStatus.RUNNING,
+            "attempts": col(CommandRecord.attempts) + 1,
+            "updated_at": now,
+        }
+        return await self._update_unfinished(command_id, changes)
 
     async def finish(
         self,
@@ -256,21 +256,37 @@ class CommandStore:
         error: dict[str, Any] | None = None,
     ) -> CommandRecord | None:
         """Record the final outcome (idempotent: a second finish changes nothing)."""
+        now = utcnow()
+        changes = {
+            "status": status,
+            "result": result,
+            "error": error,
+            "updated_at": now,
+            "finished_at": now,
+        }
+        return await self._update_unfinished(command_id, changes)
+
+    async def _update_unfinished(
+        self, command_id: uuid.UUID, changes: dict[str, Any]
+    ) -> CommandRecord | None:
+        """Apply ``changes`` unless the command is final, in one UPDATE … RETURNING
+        (no read first: this runs twice per command in the consumers); the record as
+        it is afterwards, or None if there is no such command."""
         async with self._sessions() as session:
-            record = await session.get(CommandRecord, command_id)
-            if record is None:
-                return None
-            if CommandStatus(record.status).is_final:
-                return record
-            now = utcnow()
-            record.status = status
-            record.result = result
-            record.error = error
-            record.updated_at = now
-            record.finished_at = now
-            session.add(record)
+            statement = (
+                update(CommandRecord)
+                .where(
+                    col(CommandRecord.id) == command_id,
+                    col(CommandRecord.status).not_in(_FINAL),
+                )
+                .values(changes)
+                .returning(CommandRecord)
+            )
+            changed: CommandRecord | None = (await session.execute(statement)).scalars().first()
             await session.commit()
-            return record
+            if changed is not None:
+                return changed
+            return await session.get(CommandRecord, command_id)
 
     async def requeued(self, command_id: uuid.UUID) -> None:
         """The command waits in a retry queue: back to ``accepted``."""

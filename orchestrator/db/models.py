@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from schemas.commands import utcnow
@@ -81,7 +81,11 @@ class CommandRecord(SQLModel, table=True):
     """One accepted command and everything known about its execution."""
 
     __tablename__ = "command"
-    __table_args__ = (UniqueConstraint("app", "idempotency_key", name="uq_command_idem"),)
+    __table_args__ = (
+        UniqueConstraint("app", "idempotency_key", name="uq_command_idem"),
+        # the order barrier's query: a user's unfinished commands accepted before one
+        Index("ix_command_user_status_created", "user", "status", "created_at"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     app: str = Field(index=True, max_length=64)

@@ -19,6 +19,7 @@ from orchestrator.db.migrations import alembic_config, current_revision, head_re
 
 pytest_plugins = ["tests.integration.database_fixtures"]
 TABLES_AFTER_0001 = {"spawn_slot"}
+INDEXES_AFTER_0001 = {"ix_command_user_status_created"}
 TABLES = {"app", "app_key", "command", "notebook", "notebook_blob", "notebook_version"}
 
 # Imports first, then waits for "go" on stdin, so that all processes migrate at once.
@@ -90,6 +91,8 @@ async def test_a_database_made_before_migrations_is_adopted(db_url: str) -> None
         legacy = [t for t in SQLModel.metadata.sorted_tables if t.name not in TABLES_AFTER_0001]
         async with engine.begin() as conn:
             await conn.run_sync(SQLModel.metadata.create_all, tables=legacy)
+            for index in INDEXES_AFTER_0001:
+                await conn.execute(text(f"DROP INDEX {index}"))
         await create_schema(engine)
         async with engine.connect() as conn:
             assert await conn.run_sync(current_revision) == head_revision()
