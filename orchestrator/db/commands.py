@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Table, update
+from sqlalchemy import Table, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
@@ -89,12 +89,14 @@ _COLUMNS = list(_TABLE.columns)
 
 
 class GroupInsert:
-    """Inserts the commands of concurrent callers together: one transaction per batch.
+    """Inserts the commands of concurrent callers together: one statement per batch.
 
     Each caller waits until its row is committed. Rows queued while a batch commits
     go into the next batch (group commit), so under load a process has one writer
     committing many rows at a time instead of many writers queueing for SQLite's
     write lock (whose busy handler sleeps for milliseconds) or PostgreSQL's WAL flush.
+    ``engine`` should be in autocommit mode: a batch is one multi-row ``INSERT``, atomic
+    by itself, so no lock is held across event-loop turns waiting for a ``COMMIT``.
     """
 
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
@@ -117,8 +119,8 @@ class GroupInsert:
             del self._queue[: self._max_batch]
             try:
                 # Core, not the ORM: nothing but the INSERT is needed for a batch.
-                async with self._engine.begin() as connection:
-                    await connection.execute(_TABLE.insert(), [row for row, _ in batch])
+                async with self._engine.connect() as connection:
+                    await connection.execute(_TABLE.insert().values([row for row, _ in batch]))
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():
@@ -134,8 +136,13 @@ class CommandStore:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
-        engine = sessions.kw["bind"]  # make_sessionmaker binds the factory to the engine
-        self._group_insert = GroupInsert(engine)
+        engine: AsyncEngine = sessions.kw["bind"]  # make_sessionmaker binds it to the engine
+        # Single-statement writes run in autocommit: on SQLite a transaction holds the
+        # database's one write lock from its first write until COMMIT, and with aiosqlite
+        # every step is a turn of the event loop, so under load other processes' writers
+        # sleep in SQLite's busy handler; one statement holds it only while it runs.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._group_insert = GroupInsert(self._autocommit)
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -223,7 +230,7 @@ class CommandStore:
         started the command, its progress is not overwritten. True if it changed.
         """
         async with self._sessions() as session:
-            result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+            result = await session.exec(
                 update(CommandRecord)
                 .where(
                     col(CommandRecord.id) == command_id,
@@ -242,7 +249,7 @@ class CommandStore:
         now = utcnow()
         changes = {
             "status": CommandStatus.RUNNING,
-            "attempts": col(CommandRecord.attempts) + 1,
+            "attempts": _TABLE.c.attempts + 1,
             "updated_at": now,
         }
         return await self._update_unfinished(command_id, changes)
@@ -269,24 +276,20 @@ class CommandStore:
     async def _update_unfinished(
         self, command_id: uuid.UUID, changes: dict[str, Any]
     ) -> CommandRecord | None:
-        """Apply ``changes`` unless the command is final, in one UPDATE … RETURNING
-        (no read first: this runs twice per command in the consumers); the record as
-        it is afterwards, or None if there is no such command."""
-        async with self._sessions() as session:
-            statement = (
-                update(CommandRecord)
-                .where(
-                    col(CommandRecord.id) == command_id,
-                    col(CommandRecord.status).not_in(_FINAL),
-                )
-                .values(changes)
-                .returning(CommandRecord)
-            )
-            changed: CommandRecord | None = (await session.execute(statement)).scalars().first()
-            await session.commit()
-            if changed is not None:
-                return changed
-            return await session.get(CommandRecord, command_id)
+        """Apply ``changes`` unless the command is final (one autocommitted UPDATE: this
+        runs twice per command in the consumers); the record as it is afterwards, or
+        None if there is no such command."""
+        statement = (
+            update(_TABLE)
+            .where(_TABLE.c.id == command_id, _TABLE.c.status.not_in(_FINAL))
+            .values(changes)
+        )
+        async with self._autocommit.connect() as connection:
+            await connection.execute(statement)
+            row = (
+                await connection.execute(_TABLE.select().where(_TABLE.c.id == command_id))
+            ).first()
+        return None if row is None else CommandRecord(**row._mapping)
 
     async def requeued(self, command_id: uuid.UUID) -> None:
         """The command waits in a retry queue: back to ``accepted``."""

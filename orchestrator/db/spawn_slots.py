@@ -54,7 +54,7 @@ class SpawnSlots:
         """Create the slot rows that are missing (safe from many processes at once),
         and free the slots an earlier run of this owner held when it died."""
         async with self._sessions() as session:
-            await session.execute(
+            await session.exec(
                 update(SpawnSlot)
                 .where(col(SpawnSlot.holder).startswith(f"{self._owner}:"))
                 .values(holder=None, expires_at=None)
@@ -65,7 +65,7 @@ class SpawnSlots:
                 if slot in have:
                     continue
                 try:
-                    await session.execute(insert(SpawnSlot).values(slot=slot))
+                    await session.exec(insert(SpawnSlot).values(slot=slot))
                     await session.commit()
                 except IntegrityError:
                     await session.rollback()
@@ -82,19 +82,19 @@ class SpawnSlots:
                 )
             ).all()
             for slot in list(candidates):
-                taken = await session.execute(
+                taken = await session.exec(
                     update(SpawnSlot)
                     .where(col(SpawnSlot.slot) == slot, free)
                     .values(holder=holder, expires_at=now + self._lease)
                 )
                 await session.commit()
-                if taken.rowcount == 1:  # type: ignore[attr-defined]
+                if taken.rowcount == 1:
                     return int(slot)
         return None
 
     async def _release(self, slot: int, holder: str) -> None:
         async with self._sessions() as session:
-            await session.execute(
+            await session.exec(
                 update(SpawnSlot)
                 .where(col(SpawnSlot.slot) == slot, col(SpawnSlot.holder) == holder)
                 .values(holder=None, expires_at=None)

@@ -190,7 +190,14 @@ class RabbitMQBroker:
             f"management.tcp.port = {self.management_port}\n"
             f"prometheus.tcp.ip = 127.0.0.1\n"
             f"prometheus.tcp.port = {self.prometheus_port}\n"
+            f"{QUORUM_WAL_LIMIT}\n"
         )
+
+
+# Quorum queues keep the write-ahead log's data in memory until the WAL file reaches
+# this size (default 512 MiB): the broker's memory grew steadily under the soak.
+# 32 MB, as RabbitMQ's persistence guide suggests, bounds it (docs/RELIABILITY.md).
+QUORUM_WAL_LIMIT = "raft.wal_max_size_bytes = 32000000"
 
 
 def _epmd_binary() -> str:

@@ -131,7 +131,7 @@ async def _reopen(sessions: async_sessionmaker[AsyncSession], command_id: str) -
     except ValueError:
         return False
     async with sessions() as session:
-        result = await session.execute(
+        result = await session.exec(
             update(CommandRecord)
             .where(
                 col(CommandRecord.id) == ident,

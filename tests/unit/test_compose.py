@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings
 
 from hub_service.extension import NOTIFY_URL_ENV
 from orchestrator import settings as settings_module
+from orchestrator.localstack.broker import QUORUM_WAL_LIMIT
 from orchestrator.localstack.hub_config import LAUNCH_AUTHENTICATOR
 from orchestrator.localstack.stack import LocalStack
 
@@ -152,3 +153,9 @@ def test_images_build_from_files_in_the_repo() -> None:
     assert "LAUNCH_AUTHENTICATOR" in hub_config
     for module in (LAUNCH_AUTHENTICATOR.rsplit(".", 1)[0], "hub_service.extension"):
         assert importlib.util.find_spec(module) is not None, module
+
+
+def test_the_compose_broker_gets_the_local_brokers_quorum_wal_limit() -> None:
+    conf = (ROOT / "docker" / "rabbitmq" / "20-orchestrator.conf").read_text()
+    assert QUORUM_WAL_LIMIT in conf.splitlines()
+    assert "20-orchestrator.conf:/etc/rabbitmq/conf.d/" in (ROOT / "docker-compose.yml").read_text()
