@@ -89,14 +89,12 @@ _COLUMNS = list(_TABLE.columns)
 
 
 class GroupInsert:
-    """Inserts the commands of concurrent callers together: one statement per batch.
+    """Inserts the commands of concurrent callers together: one transaction per batch.
 
     Each caller waits until its row is committed. Rows queued while a batch commits
     go into the next batch (group commit), so under load a process has one writer
     committing many rows at a time instead of many writers queueing for SQLite's
     write lock (whose busy handler sleeps for milliseconds) or PostgreSQL's WAL flush.
-    ``engine`` should be in autocommit mode: a batch is one multi-row ``INSERT``, atomic
-    by itself, so no lock is held across event-loop turns waiting for a ``COMMIT``.
     """
 
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
@@ -119,8 +117,8 @@ class GroupInsert:
             del self._queue[: self._max_batch]
             try:
                 # Core, not the ORM: nothing but the INSERT is needed for a batch.
-                async with self._engine.connect() as connection:
-                    await connection.execute(_TABLE.insert().values([row for row, _ in batch]))
+                async with self._engine.begin() as connection:
+                    await connection.execute(_TABLE.insert(), [row for row, _ in batch])
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():
@@ -142,7 +140,7 @@ class CommandStore:
         # every step is a turn of the event loop, so under load other processes' writers
         # sleep in SQLite's busy handler; one statement holds it only while it runs.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._group_insert = GroupInsert(self._autocommit)
+        self._group_insert = GroupInsert(engine)
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
