@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, update
+from sqlalchemy import Table, Update, and_, bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
@@ -83,9 +83,44 @@ class IdempotencyConflict(Exception):
     """The idempotency key was used before with a different request body."""
 
 
-_FINAL = [s for s in CommandStatus if s.is_final]
+_FINAL = [s.value for s in CommandStatus if s.is_final]
 _TABLE: Table = CommandRecord.__table__  # type: ignore[attr-defined]
 _COLUMNS = list(_TABLE.columns)
+
+# The consumers' per-command statements, built once: building a statement and its
+# cache key on every call was a large part of a consumer's CPU per command.
+_C = _TABLE.c
+_ID = bindparam("command_id", type_=_C.id.type)
+_NOW = bindparam("now", type_=_C.updated_at.type)
+_UNFINISHED = and_(_C.id == _ID, _C.status.not_in(_FINAL))
+_BY_ID = _TABLE.select().where(_C.id == _ID)
+_BEGIN_ATTEMPT = (
+    update(_TABLE)
+    .where(_UNFINISHED)
+    .values(status=CommandStatus.RUNNING.value, attempts=_C.attempts + 1, updated_at=_NOW)
+)
+_FINISH = (
+    update(_TABLE)
+    .where(_UNFINISHED)
+    .values(
+        status=bindparam("status", type_=_C.status.type),
+        result=bindparam("result", type_=_C.result.type),
+        error=bindparam("error", type_=_C.error.type),
+        updated_at=_NOW,
+        finished_at=_NOW,
+    )
+)
+_EARLIER_UNFINISHED = (
+    _TABLE.select()
+    .where(
+        _C.user == bindparam("user", type_=_C.user.type),
+        _C.created_at < bindparam("created_at", type_=_C.created_at.type),
+        _C.status.in_([CommandStatus.ACCEPTED.value, CommandStatus.RUNNING.value]),
+        _C.id != _ID,
+    )
+    .order_by(_C.created_at)
+    .limit(1)
+)
 
 
 class GroupInsert:
@@ -244,13 +279,9 @@ class CommandStore:
 
         A final command is returned unchanged.
         """
-        now = utcnow()
-        changes = {
-            "status": CommandStatus.RUNNING,
-            "attempts": _TABLE.c.attempts + 1,
-            "updated_at": now,
-        }
-        return await self._update_unfinished(command_id, changes)
+        return await self._update_unfinished(
+            _BEGIN_ATTEMPT, {"command_id": command_id, "now": utcnow()}
+        )
 
     async def finish(
         self,
@@ -261,32 +292,27 @@ class CommandStore:
         error: dict[str, Any] | None = None,
     ) -> CommandRecord | None:
         """Record the final outcome (idempotent: a second finish changes nothing)."""
-        now = utcnow()
-        changes = {
-            "status": status,
-            "result": result,
-            "error": error,
-            "updated_at": now,
-            "finished_at": now,
-        }
-        return await self._update_unfinished(command_id, changes)
+        return await self._update_unfinished(
+            _FINISH,
+            {
+                "command_id": command_id,
+                "status": status.value,
+                "result": result,
+                "error": error,
+                "now": utcnow(),
+            },
+        )
 
     async def _update_unfinished(
-        self, command_id: uuid.UUID, changes: dict[str, Any]
+        self, statement: Update, parameters: dict[str, Any]
     ) -> CommandRecord | None:
-        """Apply ``changes`` unless the command is final (one autocommitted UPDATE: this
-        runs twice per command in the consumers); the record as it is afterwards, or
-        None if there is no such command."""
-        statement = (
-            update(_TABLE)
-            .where(_TABLE.c.id == command_id, _TABLE.c.status.not_in(_FINAL))
-            .values(changes)
-        )
+        """Run ``statement`` (an UPDATE of an unfinished command; autocommitted: this runs
+        twice per command in the consumers); the record as it is afterwards, or None if
+        there is no such command."""
         async with self._autocommit.connect() as connection:
-            await connection.execute(statement)
-            row = (
-                await connection.execute(_TABLE.select().where(_TABLE.c.id == command_id))
-            ).first()
+            await connection.execute(statement, parameters)
+            found = await connection.execute(_BY_ID, {"command_id": parameters["command_id"]})
+            row = found.first()
         return None if row is None else CommandRecord(**row._mapping)
 
     async def requeued(self, command_id: uuid.UUID) -> None:
@@ -299,16 +325,7 @@ class CommandStore:
         Consumers defer a command while one exists, so that a command waiting in a
         retry queue is not overtaken by later commands for the same user.
         """
-        async with self._sessions() as session:
-            stmt = (
-                select(CommandRecord)
-                .where(
-                    CommandRecord.user == record.user,
-                    col(CommandRecord.created_at) < record.created_at,
-                    col(CommandRecord.status).in_([CommandStatus.ACCEPTED, CommandStatus.RUNNING]),
-                    CommandRecord.id != record.id,
-                )
-                .order_by(col(CommandRecord.created_at))
-                .limit(1)
-            )
-            return (await session.exec(stmt)).first()
+        parameters = {"user": record.user, "created_at": record.created_at, "command_id": record.id}
+        async with self._autocommit.connect() as connection:
+            row = (await connection.execute(_EARLIER_UNFINISHED, parameters)).first()
+        return None if row is None else CommandRecord(**row._mapping)
