@@ -1,8 +1,8 @@
 """Scenario 6: soak at a steady rate.
 
 ``ensure-user`` commands at a steady rate (default 100/s: on the 2-core reference machine
-the whole stack sustains ~135 commands/s, so 200/s measures saturation, see
-docs/RELIABILITY.md) for 10 minutes (``--seconds``), sampling the
+the whole stack sustains ~183 commands/s for 10 minutes, so 200/s measures saturation,
+see docs/RELIABILITY.md) for 10 minutes (``--seconds``), sampling the
 RSS of every process (gateway, each consumer, Hub with its proxy, broker) and the
 command queue depths. Memory must stay flat (< 10% growth after warm-up), the queues
 must not grow, every accepted command must succeed.
