@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, Update, and_, bindparam, update
+from sqlalchemy import Row, Table, Update, and_, bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
@@ -312,8 +312,7 @@ class CommandStore:
         async with self._autocommit.connect() as connection:
             await connection.execute(statement, parameters)
             found = await connection.execute(_BY_ID, {"command_id": parameters["command_id"]})
-            row = found.first()
-        return None if row is None else CommandRecord(**row._mapping)
+            return _record(found.first())
 
     async def requeued(self, command_id: uuid.UUID) -> None:
         """The command waits in a retry queue: back to ``accepted``."""
@@ -327,5 +326,9 @@ class CommandStore:
         """
         parameters = {"user": record.user, "created_at": record.created_at, "command_id": record.id}
         async with self._autocommit.connect() as connection:
-            row = (await connection.execute(_EARLIER_UNFINISHED, parameters)).first()
-        return None if row is None else CommandRecord(**row._mapping)
+            return _record((await connection.execute(_EARLIER_UNFINISHED, parameters)).first())
+
+
+def _record(row: Row[Any] | None) -> CommandRecord | None:
+    """The command of a Core row of its table (None stays None)."""
+    return None if row is None else CommandRecord(**row._mapping)

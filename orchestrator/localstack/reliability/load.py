@@ -15,13 +15,15 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from sqlmodel import col, select
 
 from orchestrator.db.engine import make_engine, make_sessionmaker
 from orchestrator.db.models import CommandRecord, CommandStatus, NotebookVersion
+
+_Row = TypeVar("_Row", CommandRecord, NotebookVersion)
 
 NO_ANSWER = 0  # status recorded when the gateway gave no HTTP answer at all
 CommandFactory = Callable[[int], dict[str, Any]]
@@ -161,23 +163,31 @@ def _is_final(status: str) -> bool:
     return status in CommandStatus.__members__.values() and CommandStatus(status).is_final
 
 
-async def command_records(database_url: str, ids: Collection[str]) -> dict[str, CommandRecord]:
-    """The command rows with these ids, read straight from the orchestrator's database."""
+async def _rows_where_in(
+    database_url: str, model: type[_Row], column: Any, ids: Collection[str]
+) -> list[_Row]:
+    """Rows of ``model`` whose ``column`` is one of ``ids`` (UUID strings), read straight
+    from the orchestrator's database, 500 ids per query."""
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
-    found: dict[str, CommandRecord] = {}
     wanted = [uuid.UUID(i) for i in ids]
+    found: list[_Row] = []
     try:
         async with sessions() as session:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
-                rows = await session.exec(
-                    select(CommandRecord).where(col(CommandRecord.id).in_(chunk))
+                found.extend(
+                    (await session.exec(select(model).where(col(column).in_(chunk)))).all()
                 )
-                found.update({str(r.id): r for r in rows.all()})
     finally:
         await engine.dispose()
     return found
+
+
+async def command_records(database_url: str, ids: Collection[str]) -> dict[str, CommandRecord]:
+    """The command rows with these ids, read straight from the orchestrator's database."""
+    rows = await _rows_where_in(database_url, CommandRecord, CommandRecord.id, ids)
+    return {str(r.id): r for r in rows}
 
 
 async def wait_until_final(
@@ -223,20 +233,10 @@ class VersionAudit:
 
 async def audit_versions(database_url: str, command_ids: Collection[str]) -> VersionAudit:
     """Count the notebook versions each of ``command_ids`` wrote."""
-    engine = make_engine(database_url)
-    sessions = make_sessionmaker(engine)
-    wanted = [uuid.UUID(i) for i in command_ids]
-    per_command: Counter[str] = Counter()
-    try:
-        async with sessions() as session:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                rows = await session.exec(
-                    select(NotebookVersion).where(col(NotebookVersion.command_id).in_(chunk))
-                )
-                per_command.update(str(v.command_id) for v in rows.all())
-    finally:
-        await engine.dispose()
+    versions = await _rows_where_in(
+        database_url, NotebookVersion, NotebookVersion.command_id, command_ids
+    )
+    per_command = Counter(str(v.command_id) for v in versions)
     return VersionAudit(
         versions=sum(per_command.values()),
         commands_with_versions=len(per_command),
