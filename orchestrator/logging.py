@@ -7,12 +7,14 @@ point and merged into every line, including stdlib loggers routed through
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 # Keys whose values are always secret. Not a bare "code": error codes are useful.
@@ -53,8 +55,12 @@ def redact_secrets(
 ) -> MutableMapping[str, Any]:
     """structlog processor: drop values of secret-named keys and scrub free text,
     inside nested dicts and lists too (and in formatted tracebacks, see below)."""
-    for key, value in list(event_dict.items()):
-        event_dict[key] = _redact_field(key, value)
+    for key, value in event_dict.items():  # values replaced in place: same keys, same size
+        if type(value) is str and not _is_secret_key(key):
+            if _MAYBE_SECRET.search(value):  # the common case, inlined: nothing to scrub
+                event_dict[key] = redact_text(value)
+        else:
+            event_dict[key] = _redact_field(key, value)
     return event_dict
 
 
@@ -68,8 +74,14 @@ def redact_exception(
     return event_dict
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_secret_key(key: str) -> bool:
+    """Whether ``key`` names a secret (cached: log lines reuse a few hundred keys)."""
+    return _SECRET_KEYS.search(key) is not None
+
+
 def _redact_field(key: str, value: Any) -> Any:
-    if _SECRET_KEYS.search(key) and value is not None:
+    if _is_secret_key(key) and value is not None:
         return REDACTED
     if isinstance(value, str):
         return redact_text(value)
@@ -78,6 +90,11 @@ def _redact_field(key: str, value: Any) -> Any:
     if isinstance(value, list):  # not tuples: exc_info is one
         return [_redact_field("", v) for v in value]
     return value
+
+
+def _orjson_dumps(value: Any, **kwargs: Any) -> bytes:
+    """JSONRenderer's serializer: orjson, with non-string keys allowed like ``json``."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, **kwargs)
 
 
 def configure_logging(process: str, *, json: bool | None = None, level: str = "INFO") -> None:
@@ -94,20 +111,32 @@ def configure_logging(process: str, *, json: bool | None = None, level: str = "I
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_secrets,
     ]
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    rendering = [structlog.processors.format_exc_info, redact_exception, renderer]
     # structlog's own loggers render and write directly (no stdlib LogRecord per line:
-    # a third of the cost of a line); stdlib loggers of libraries go through the same
-    # processors by ProcessorFormatter, to the same stream.
+    # a third of the cost of a line), JSON lines as bytes by orjson; stdlib loggers of
+    # libraries go through the same processors by ProcessorFormatter, to the same stream.
+    exceptions: list[Any] = [structlog.processors.format_exc_info, redact_exception]
+    text_renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    )
+    renderer: Any = text_renderer
+    factory: Any = structlog.WriteLoggerFactory(sys.stderr)
+    stderr_bytes = getattr(sys.stderr, "buffer", None)
+    if json and stderr_bytes is not None:
+        renderer = structlog.processors.JSONRenderer(_orjson_dumps)
+        factory = structlog.BytesLoggerFactory(stderr_bytes)
     structlog.configure(
-        processors=[*shared, *rendering],
-        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
+        processors=[*shared, *exceptions, renderer],
+        logger_factory=factory,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *exceptions,
+            text_renderer,
+        ],
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)

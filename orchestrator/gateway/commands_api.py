@@ -8,6 +8,7 @@ import json
 import uuid
 from typing import Any
 
+import orjson
 import structlog
 from aiohttp import web
 
@@ -121,6 +122,22 @@ async def _publish(
     )
 
 
+def _command_response(
+    request: web.Request,
+    record: CommandRecord | NewCommand,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """The command as JSON (orjson: this is on every command's path)."""
+    return web.Response(
+        body=orjson.dumps(command_view(request, record)),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+    )
+
+
 def _request_hash(payload: dict[str, Any]) -> str:
     """What an Idempotency-Key replay must match: the normalised command."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -149,8 +166,8 @@ async def _accept(request: web.Request) -> web.Response:
     location = {"Location": f"/v1/commands/{record.id}"}
     if not accepted.created:
         log.info("command replayed", type=record.type)
-        return web.json_response(
-            command_view(request, record), status=202, headers={**location, REPLAYED_HEADER: "true"}
+        return _command_response(
+            request, record, status=202, headers={**location, REPLAYED_HEADER: "true"}
         )
     try:
         await _publish(request, record, command)
@@ -165,7 +182,7 @@ async def _accept(request: web.Request) -> web.Response:
         ) from None
     COMMANDS_ACCEPTED.labels(record.type).inc()
     log.info("command accepted", type=record.type, user=record.user)
-    return web.json_response(command_view(request, record), status=202, headers=location)
+    return _command_response(request, record, status=202, headers=location)
 
 
 @routes.post("/v1/commands")
@@ -203,4 +220,4 @@ async def command_status(request: web.Request) -> web.Response:
         while not CommandStatus(record.status).is_final and loop.time() < deadline:
             await wait_for(finished, min(RECHECK_SECONDS, deadline - loop.time()))
             record = await store.get(command_id, app=app) or record
-    return web.json_response(command_view(request, record))
+    return _command_response(request, record)
