@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orchestrator.db.engine import sqlite_file
 from orchestrator.db.models import CommandRecord, CommandStatus
+from orchestrator.db.sqlite_batch import SqliteBatchInserter
 from schemas.commands import utcnow
 
 
@@ -137,6 +139,24 @@ class GroupInsert:
         self._max_batch = max_batch
         self._queue: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._sqlite_file = sqlite_file(engine)
+        self._sqlite: SqliteBatchInserter | None = None  # for a SQLite file, on first use
+
+    async def close(self) -> None:
+        """Release the SQLite writer thread, if one was started."""
+        if self._sqlite is not None:
+            await self._sqlite.close()
+            self._sqlite = None
+
+    async def _write(self, rows: list[dict[str, Any]]) -> None:
+        if self._sqlite_file is not None:
+            if self._sqlite is None:
+                self._sqlite = SqliteBatchInserter(self._engine, _TABLE, self._sqlite_file)
+            await self._sqlite.insert(rows)
+            return
+        # Core, not the ORM: nothing but the INSERT is needed for a batch.
+        async with self._engine.begin() as connection:
+            await connection.execute(_TABLE.insert(), rows)
 
     async def insert(self, row: dict[str, Any]) -> None:
         """Insert ``row``; returns once committed, raises what the batch raised."""
@@ -151,9 +171,7 @@ class GroupInsert:
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
             try:
-                # Core, not the ORM: nothing but the INSERT is needed for a batch.
-                async with self._engine.begin() as connection:
-                    await connection.execute(_TABLE.insert(), [row for row, _ in batch])
+                await self._write([row for row, _ in batch])
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():
@@ -176,6 +194,10 @@ class CommandStore:
         # sleep in SQLite's busy handler; one statement holds it only while it runs.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._group_insert = GroupInsert(engine)
+
+    async def close(self) -> None:
+        """Release what the store holds beside the engine (the engine is the caller's)."""
+        await self._group_insert.close()
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:

@@ -21,13 +21,26 @@ from orchestrator.db.migrations import upgrade_connection
 MIGRATION_LOCK_KEY = 0x6F726368
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+# How long a SQLite writer waits for another process's write lock before failing.
+SQLITE_TIMEOUT_SECONDS = 30
+
+
+def apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL, a busy timeout, NORMAL sync and foreign keys on a new SQLite connection."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_TIMEOUT_SECONDS * 1000}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def sqlite_file(engine: AsyncEngine) -> str | None:
+    """The database file of a SQLite engine; None for other backends and in-memory ones."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -36,8 +49,8 @@ def make_engine(url: str) -> AsyncEngine:
     PostgreSQL URLs use asyncpg (``postgresql+asyncpg://user:password@host:port/db``).
     """
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_TIMEOUT_SECONDS})
+        event.listen(engine.sync_engine, "connect", apply_sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
@@ -69,8 +82,8 @@ async def create_schema(engine: AsyncEngine) -> None:
 @contextlib.asynccontextmanager
 async def _sqlite_file_lock(engine: AsyncEngine) -> AsyncIterator[None]:
     """Hold an exclusive ``flock`` on ``<database file>.migrate-lock`` (no-op in memory)."""
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:" or database.startswith("file:"):
+    database = sqlite_file(engine)
+    if database is None:
         yield
         return
     descriptor = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o644)

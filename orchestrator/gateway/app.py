@@ -30,6 +30,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[APPS] = AppStore(sessions)
     app[AUTH] = AppKeyCache(app[APPS].authenticate, ttl=app[SETTINGS].auth_cache_seconds)
     yield
+    await app[COMMANDS].close()
     await engine.dispose()
 
 
