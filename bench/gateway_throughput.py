@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -39,6 +40,7 @@ import aio_pika
 import aiohttp
 import psutil
 
+from orchestrator.localstack.ports import free_port
 from orchestrator.localstack.stack import LocalStack, StackOptions
 from schemas.commands import CommandMessage, EnsureUser, utcnow
 from schemas.topology import COMMANDS_EXCHANGE, HEADER_COMMAND_ID, Partitioning
@@ -268,7 +270,7 @@ end
 
 
 def wrk_closed_loop(
-    url: str, key: str, concurrency: int, seconds: float, state: Path
+    url: str, key: str, concurrency: int, seconds: float, state: Path, name: str = "gateway"
 ) -> Figures | None:
     """``wrk`` at ``concurrency`` connections for ``seconds``; None if wrk is missing.
 
@@ -294,13 +296,47 @@ def wrk_closed_loop(
         raise RuntimeError(f"unexpected wrk output: {done.stdout[-500:]}")
     requests, non2xx, p50_us, p99_us, max_us = (int(v) for v in found.groups())
     return ReportedFigures(
-        f"gateway HTTP via wrk, {concurrency} conns",
+        f"{name} HTTP via wrk, {concurrency} conns",
         requests - non2xx,
         non2xx,
         seconds,
         [],
         reported={50: p50_us / 1000, 99: p99_us / 1000, 100: max_us / 1000},
     )
+
+
+def floor_closed_loop(
+    amqp_url: str, concurrency: int, seconds: float, state: Path
+) -> tuple[Figures | None, float]:
+    """``wrk`` against ``http_publish_floor.py`` (aiohttp + aio-pika publish, nothing
+    else) on the same broker; the figures and that process's CPU µs per command."""
+    port = free_port()
+    floor = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("http_publish_floor.py")),
+            str(port),
+            amqp_url,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert floor.stdout is not None
+        if floor.stdout.readline().strip() != "ready":
+            raise RuntimeError("http_publish_floor.py did not start")
+        process = psutil.Process(floor.pid)
+        url = f"http://127.0.0.1:{port}"
+        wrk_closed_loop(url, "-", concurrency, 2, state, "warm-up")  # connections, caches
+        cpu_before = sum(process.cpu_times()[:2])
+        figures = wrk_closed_loop(
+            url, "-", concurrency, seconds, state, "floor (aiohttp + aio-pika)"
+        )
+        cpu = sum(process.cpu_times()[:2]) - cpu_before
+        return figures, (cpu / figures.ok * 1e6 if figures and figures.ok else 0.0)
+    finally:
+        floor.terminate()
+        floor.wait(timeout=30)
 
 
 def main() -> int:
@@ -334,12 +370,21 @@ def main() -> int:
                 if by_wrk
                 else 0.0
             )
+            floor, floor_cpu_us = (
+                floor_closed_loop(
+                    stack.broker.amqp_url, args.concurrency, args.wrk_seconds, Path(state)
+                )
+                if by_wrk
+                else (None, 0.0)
+            )
         finally:
             stack.stop()
     ratio = gateway.rate / raw.rate if raw.rate else float("nan")
     print()
     if by_wrk is not None:
         print(by_wrk.line())
+    if floor is not None:
+        print(floor.line())
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores")
     print(f"gateway CPU per accepted command (closed loop): {gateway_cpu_us:.0f} us")
     print(f"ratio gateway/raw at concurrency {args.concurrency}: {ratio:.2f}   (target >= 0.6)")
@@ -347,6 +392,12 @@ def main() -> int:
         print(
             f"ratio gateway (wrk)/raw: {by_wrk.rate / raw.rate if raw.rate else float('nan'):.2f}"
             f"   gateway CPU per command under wrk: {wrk_cpu_us:.0f} us"
+        )
+    if by_wrk is not None and floor is not None and raw.rate:
+        print(
+            f"floor (aiohttp + aio-pika publish only)/raw: {floor.rate / raw.rate:.2f}"
+            f"   floor CPU per command: {floor_cpu_us:.0f} us"
+            f"   gateway (wrk)/floor: {by_wrk.rate / floor.rate:.2f}"
         )
     print(
         f"at {args.rate:.0f}/s offered: gateway p99 {gateway_rate.percentile(99):.1f} ms "

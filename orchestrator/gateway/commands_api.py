@@ -80,8 +80,9 @@ def _check_allowed(request: web.Request, command: Command) -> None:
 
 def command_view(request: web.Request, record: CommandRecord | NewCommand) -> dict[str, Any]:
     """The public JSON shape of a command (``CommandView`` in the OpenAPI document)."""
+    command_id = str(record.id)
     return {
-        "id": str(record.id),
+        "id": command_id,
         "type": record.type,
         "user": record.user,
         "status": record.status,
@@ -93,12 +94,12 @@ def command_view(request: web.Request, record: CommandRecord | NewCommand) -> di
         "updated_at": record.updated_at.isoformat(),
         "finished_at": record.finished_at.isoformat() if record.finished_at else None,
         "status_url": str(request.app[SETTINGS].public_url).rstrip("/")
-        + f"/v1/commands/{record.id}",
+        + f"/v1/commands/{command_id}",
     }
 
 
 async def _publish(
-    request: web.Request, record: CommandRecord | NewCommand, command: Command
+    request: web.Request, record: CommandRecord | NewCommand, command_id: str, command: Command
 ) -> None:
     message = CommandMessage(
         id=record.id,
@@ -113,10 +114,10 @@ async def _publish(
         message.model_dump_json().encode(),
         headers={
             HEADER_KIND: KIND_COMMAND,
-            HEADER_COMMAND_ID: str(record.id),
+            HEADER_COMMAND_ID: command_id,
             HEADER_CORRELATION_ID: record.correlation_id,
         },
-        message_id=str(record.id),
+        message_id=command_id,
         correlation_id=record.correlation_id,
         type_=command.type.value,
     )
@@ -162,15 +163,16 @@ async def _accept(request: web.Request) -> web.Response:
     except IdempotencyConflict as exc:
         raise ApiError(409, "idempotency_conflict", str(exc)) from None
     record = accepted.record
-    structlog.contextvars.bind_contextvars(command_id=str(record.id))
-    location = {"Location": f"/v1/commands/{record.id}"}
+    command_id = str(record.id)
+    structlog.contextvars.bind_contextvars(command_id=command_id)
+    location = {"Location": f"/v1/commands/{command_id}"}
     if not accepted.created:
         log.info("command replayed", type=record.type)
         return _command_response(
             request, record, status=202, headers={**location, REPLAYED_HEADER: "true"}
         )
     try:
-        await _publish(request, record, command)
+        await _publish(request, record, command_id, command)
     except PublishFailed as exc:
         await request.app[COMMANDS].reject(record.id)
         log.warning("command not accepted: bus unavailable", reason=str(exc))
