@@ -8,6 +8,7 @@ point and merged into every line, including stdlib loggers routed through
 from __future__ import annotations
 
 import functools
+import json as json_module
 import logging
 import re
 import sys
@@ -93,8 +94,12 @@ def _redact_field(key: str, value: Any) -> Any:
 
 
 def _orjson_dumps(value: Any, **kwargs: Any) -> bytes:
-    """JSONRenderer's serializer: orjson, with non-string keys allowed like ``json``."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, **kwargs)
+    """JSONRenderer's serializer: orjson, with non-string keys allowed like ``json``;
+    what orjson refuses (integers beyond 64 bits) goes through ``json`` instead."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, **kwargs)
+    except orjson.JSONEncodeError:
+        return json_module.dumps(value, **kwargs).encode()
 
 
 def configure_logging(process: str, *, json: bool | None = None, level: str = "INFO") -> None:

@@ -64,7 +64,8 @@ class SqliteBatchInserter:
             connection.executemany(self._sql, values)
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:  # SQLite ends it itself after some errors
+                connection.execute("ROLLBACK")
             raise
 
     async def close(self) -> None:

@@ -46,6 +46,28 @@ def test_every_secret_shape_is_redacted_and_ids_stay() -> None:
     assert "RuntimeError" in third["exception"]
 
 
+_ODD_VALUES_PROCESS = r"""
+import structlog
+from orchestrator.logging import configure_logging
+
+configure_logging("odd-values", json=True)
+structlog.get_logger("t").info("odd", big=2**80, by_number={1: "one"}, text="grüße")
+"""
+
+
+def test_values_orjson_refuses_are_still_logged() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _ODD_VALUES_PROCESS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    (line,) = [json.loads(text) for text in done.stderr.splitlines()]
+    assert line["big"] == 2**80 and line["by_number"] == {"1": "one"}
+    assert line["text"] == "grüße" and line["process"] == "odd-values"
+
+
 def test_free_text_patterns() -> None:
     code = "eyJ2IjoxLCJ1IjoiYWxpY2UifQ.YvwMOSKA9E5sWtU4rRM4Q1GeG_UMx4bN_amJPqNciJA"
     assert code not in redact_text(f"refused launch {code} for alice")
