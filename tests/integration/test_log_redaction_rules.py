@@ -27,16 +27,18 @@ except RuntimeError:
 """
 
 
-def test_every_secret_shape_is_redacted_and_ids_stay() -> None:
+def _stderr_of(code: str) -> str:
+    """What a Python process running ``code`` wrote to stderr (it must succeed)."""
     done = subprocess.run(
-        [sys.executable, "-c", _LOGGING_PROCESS],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert "SECRET" not in done.stderr, done.stderr
-    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    return done.stderr
+
+
+def test_every_secret_shape_is_redacted_and_ids_stay() -> None:
+    stderr = _stderr_of(_LOGGING_PROCESS)
+    assert "SECRET" not in stderr, stderr
+    lines = [json.loads(line) for line in stderr.splitlines()]
     first, second, third = lines
     assert first["hub_token"] == REDACTED and first["launch_code"] == REDACTED
     assert first["code"] == "not_found"  # error codes are not secrets
@@ -56,14 +58,7 @@ structlog.get_logger("t").info("odd", big=2**80, by_number={1: "one"}, text="gr�
 
 
 def test_values_orjson_refuses_are_still_logged() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _ODD_VALUES_PROCESS],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    (line,) = [json.loads(text) for text in done.stderr.splitlines()]
+    (line,) = [json.loads(text) for text in _stderr_of(_ODD_VALUES_PROCESS).splitlines()]
     assert line["big"] == 2**80 and line["by_number"] == {"1": "one"}
     assert line["text"] == "grüße" and line["process"] == "odd-values"
 
