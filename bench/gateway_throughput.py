@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import os
 import re
 import shutil
@@ -32,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +91,24 @@ class ReportedFigures(Figures):
     def percentile(self, q: float) -> float:
         """The generator's own figure for ``q`` (50, 99 or 100)."""
         return self.reported.get(q, float("nan"))
+
+
+@contextlib.contextmanager
+def no_collector_pauses() -> Iterator[None]:
+    """This process's cyclic GC off for one measured phase.
+
+    An open-loop phase keeps tens of thousands of tasks alive; a full collection of them
+    paused this load generator for 100-250 ms, which showed up as latency of whatever
+    it was measuring (the raw publisher included).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 async def closed_loop(name: str, send: Send, total: int, concurrency: int) -> Figures:
@@ -242,7 +262,8 @@ async def run(stack: LocalStack, key: str, args: argparse.Namespace) -> tuple[li
         gateway_cpu_us = 0.0
         for name, phase in phases:
             cpu_before = sum(gateway_process.cpu_times()[:2])
-            figures = await phase()
+            with no_collector_pauses():
+                figures = await phase()
             if name == "gateway" and figures.ok:
                 cpu = sum(gateway_process.cpu_times()[:2]) - cpu_before
                 gateway_cpu_us = cpu / figures.ok * 1e6
