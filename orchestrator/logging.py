@@ -123,12 +123,14 @@ def configure_logging(process: str, *, json: bool | None = None, level: str = "I
     text_renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     )
-    renderer: Any = text_renderer
-    factory: Any = structlog.WriteLoggerFactory(sys.stderr)
     stderr_bytes = getattr(sys.stderr, "buffer", None)
+    renderer: Any
+    factory: Any
     if json and stderr_bytes is not None:
         renderer = structlog.processors.JSONRenderer(_orjson_dumps)
         factory = structlog.BytesLoggerFactory(stderr_bytes)
+    else:
+        renderer, factory = text_renderer, structlog.WriteLoggerFactory(sys.stderr)
     structlog.configure(
         processors=[*shared, *exceptions, renderer],
         logger_factory=factory,
