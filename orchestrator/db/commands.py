@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.db.engine import sqlite_file
-from orchestrator.db.models import CommandRecord, CommandStatus
+from orchestrator.db.models import CommandRecord, CommandStatus, new_command_id
 from orchestrator.db.sqlite_batch import SqliteBatchInserter
 from schemas.commands import utcnow
 
@@ -35,7 +35,7 @@ class NewCommand:
     correlation_id: str
     idempotency_key: str | None = None
     request_hash: str | None = None
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_command_id)
     created_at: datetime = field(default_factory=utcnow)
     status: str = CommandStatus.ACCEPTED
     attempts: int = 0

@@ -1,4 +1,5 @@
-"""The SQLite batch writer stores rows exactly as the engine does, all or nothing."""
+"""The SQLite batch writer stores rows exactly as the engine does, all or nothing,
+in one statement or, for batches larger than one statement takes, in several."""
 
 from __future__ import annotations
 
@@ -77,6 +78,22 @@ async def test_a_failed_batch_leaves_nothing_and_the_next_one_works(tmp_path: Pa
         users = (await connection.execute(text('SELECT "user" FROM command'))).scalars().all()
     await engine.dispose()
     assert sorted(users) == ["carol", "erin"]
+
+
+async def test_a_batch_of_several_statements_is_one_transaction(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'o.db'}"
+    engine = make_engine(url)
+    await create_schema(engine)
+    writer = SqliteBatchInserter(engine, _TABLE, str(tmp_path / "o.db"), max_rows_per_statement=2)
+    five = [_row(f"f{i}") for i in range(5)]  # statements of 2, 2 and 1 rows
+    await writer.insert(five)
+    with pytest.raises(sqlite3.IntegrityError):  # the last statement repeats an id
+        await writer.insert([_row("g0"), _row("g1"), _row("g2"), _row("g3"), five[0]])
+    await writer.close()
+    async with engine.connect() as connection:
+        users = (await connection.execute(text('SELECT "user" FROM command'))).scalars().all()
+    await engine.dispose()
+    assert sorted(users) == [f"f{i}" for i in range(5)]
 
 
 async def test_concurrent_records_are_all_committed_and_readable(tmp_path: Path) -> None:
