@@ -8,15 +8,15 @@ point and merged into every line, including stdlib loggers routed through
 from __future__ import annotations
 
 import functools
-import json as json_module
 import logging
 import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
-import orjson
 import structlog
+
+from orchestrator import jsonbytes
 
 # Keys whose values are always secret. Not a bare "code": error codes are useful.
 _SECRET_KEYS = re.compile(
@@ -93,15 +93,6 @@ def _redact_field(key: str, value: Any) -> Any:
     return value
 
 
-def _orjson_dumps(value: Any, **kwargs: Any) -> bytes:
-    """JSONRenderer's serializer: orjson, with non-string keys allowed like ``json``;
-    what orjson refuses (integers beyond 64 bits) goes through ``json`` instead."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, **kwargs)
-    except orjson.JSONEncodeError:
-        return json_module.dumps(value, **kwargs).encode()
-
-
 def configure_logging(process: str, *, json: bool | None = None, level: str = "INFO") -> None:
     """Configure structlog and stdlib logging for this process (call once, first).
 
@@ -127,7 +118,7 @@ def configure_logging(process: str, *, json: bool | None = None, level: str = "I
     renderer: Any
     factory: Any
     if json and stderr_bytes is not None:
-        renderer = structlog.processors.JSONRenderer(_orjson_dumps)
+        renderer = structlog.processors.JSONRenderer(jsonbytes.dumps)
         factory = structlog.BytesLoggerFactory(stderr_bytes)
     else:
         renderer, factory = text_renderer, structlog.WriteLoggerFactory(sys.stderr)

@@ -6,7 +6,11 @@ own HTTP port, consumers on ``ORCH_METRICS_PORT``).
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import Counter, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _SPAWN_BUCKETS = (0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144)
@@ -51,3 +55,10 @@ SAVE_TO_EVENT_SECONDS = Histogram(
     "Time from a save inside Jupyter to the notebook.saved event",
     buckets=_LATENCY_BUCKETS,
 )
+
+
+@functools.lru_cache(maxsize=1024)
+def labelled(metric: MetricWrapperBase, *values: str) -> Any:
+    """``metric.labels(*values)``, kept: on every command's path, and each ``labels``
+    call validates the values, builds a key and takes the metric's lock."""
+    return metric.labels(*values)

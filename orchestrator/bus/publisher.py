@@ -11,7 +11,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from pamqp.commands import Basic
 
-from orchestrator.metrics import PUBLISH_CONFIRM_SECONDS
+from orchestrator.metrics import PUBLISH_CONFIRM_SECONDS, labelled
 from schemas.events import CloudEvent, EventKind, routing_key
 from schemas.topology import EVENTS_EXCHANGE
 
@@ -92,7 +92,7 @@ class ConfirmedPublisher:
             raise PublishFailed(f"broker unavailable: {type(exc).__name__}") from exc
         if not isinstance(confirmation, Basic.Ack):
             raise PublishFailed(f"broker did not acknowledge: {confirmation!r}")
-        PUBLISH_CONFIRM_SECONDS.labels(exchange).observe(time.perf_counter() - started)
+        labelled(PUBLISH_CONFIRM_SECONDS, exchange).observe(time.perf_counter() - started)
 
     async def publish_event(self, kind: EventKind, event: CloudEvent[Any]) -> None:
         """Publish an event to the events exchange under its routing key."""

@@ -14,6 +14,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orchestrator import jsonbytes
 from orchestrator.db import models  # noqa: F401  (registers the tables)
 from orchestrator.db.migrations import upgrade_connection
 
@@ -48,11 +49,23 @@ def make_engine(url: str) -> AsyncEngine:
 
     PostgreSQL URLs use asyncpg (``postgresql+asyncpg://user:password@host:port/db``).
     """
+    # JSON columns (a command's payload, result, error) written by orjson: the payload
+    # is serialised on every accepted command's path.
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_TIMEOUT_SECONDS})
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": SQLITE_TIMEOUT_SECONDS},
+            json_serializer=jsonbytes.dumps_text,
+        )
         event.listen(engine.sync_engine, "connect", apply_sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        json_serializer=jsonbytes.dumps_text,
+    )
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -25,7 +25,7 @@ from orchestrator.gateway.context import (
 )
 from orchestrator.gateway.errors import ApiError
 from orchestrator.gateway.validation import check_idempotency_key, parse_command, parse_wait
-from orchestrator.metrics import COMMANDS_ACCEPTED, COMMANDS_REJECTED
+from orchestrator.metrics import COMMANDS_ACCEPTED, COMMANDS_REJECTED, labelled
 from schemas.commands import Command, CommandMessage
 from schemas.topology import (
     COMMANDS_EXCHANGE,
@@ -182,7 +182,7 @@ async def _accept(request: web.Request) -> web.Response:
             "the message bus did not confirm the command; it was not accepted, retry later",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         ) from None
-    COMMANDS_ACCEPTED.labels(record.type).inc()
+    labelled(COMMANDS_ACCEPTED, record.type).inc()
     log.info("command accepted", type=record.type, user=record.user)
     return _command_response(request, record, status=202, headers=location)
 
@@ -196,7 +196,7 @@ async def accept_command(request: web.Request) -> web.Response:
     try:
         return await _accept(request)
     except ApiError as exc:
-        COMMANDS_REJECTED.labels(exc.code).inc()
+        labelled(COMMANDS_REJECTED, exc.code).inc()
         raise
 
 

@@ -9,9 +9,9 @@ and carried in the bus message's headers.
 from __future__ import annotations
 
 import re
-import uuid
 
 import structlog
+import uuid_utils
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -26,7 +26,7 @@ def choose_correlation_id(given: str | None) -> str:
     """``given`` if it is a well-formed correlation id, else a new UUID."""
     if given and _CORRELATION_RE.fullmatch(given):
         return given
-    return str(uuid.uuid4())
+    return str(uuid_utils.uuid4())  # uuid-utils: a tenth of the stdlib's cost
 
 
 @web.middleware
