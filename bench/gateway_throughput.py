@@ -14,8 +14,9 @@ LocalStack, then, in this process:
    Lua script), when ``wrk`` is installed (``make bench`` installs it): the gateway's
    rate without the Python client's CPU on the same two cores.
 
-Prints the figures and the ratio gateway/raw. Partition queues are purged after each
-phase (nothing consumes them). Everything started is stopped at the end.
+Prints the figures, the ratio gateway/raw and, per phase, the broker's WAL rollovers
+(each stalls confirms). Partition queues are purged after each phase (nothing consumes
+them). Everything started is stopped at the end.
 
     .venv/bin/python bench/gateway_throughput.py [--commands 5000 --concurrency 32]
 """
