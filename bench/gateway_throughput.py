@@ -117,10 +117,9 @@ def no_collector_pauses() -> Iterator[None]:
 def newest_wal(mnesia_dir: Path) -> int:
     """Number of the broker's current quorum-queue WAL file (Ra names them 00000001.wal, …).
 
-    At a rollover (``raft.wal_max_size_bytes`` reached) the broker writes the old file's
-    unconsumed entries to the queues' segment files; here, where nothing consumes, that
-    is every message of the last ~32 MB, and publisher confirms stall meanwhile (100-200 ms
-    measured), for the raw publisher as for the gateway.
+    A rollover (``raft.wal_max_size_bytes`` reached) stalls publisher confirms: publishes
+    started around one waited 30-200 ms here, for the raw publisher as for the gateway
+    (such stalls also come without a rollover; bench/README.md).
     """
     numbers = [int(wal.stem) for wal in mnesia_dir.glob("*/quorum/*/*.wal") if wal.stem.isdigit()]
     return max(numbers, default=0)

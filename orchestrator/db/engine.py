@@ -51,20 +51,15 @@ def make_engine(url: str) -> AsyncEngine:
     """
     # JSON columns (a command's payload, result, error) written by orjson: the payload
     # is serialised on every accepted command's path.
+    json_serializer = jsonbytes.dumps_text
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url,
-            connect_args={"timeout": SQLITE_TIMEOUT_SECONDS},
-            json_serializer=jsonbytes.dumps_text,
+            url, connect_args={"timeout": SQLITE_TIMEOUT_SECONDS}, json_serializer=json_serializer
         )
         event.listen(engine.sync_engine, "connect", apply_sqlite_pragmas)
         return engine
     return create_async_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=10,
-        json_serializer=jsonbytes.dumps_text,
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, json_serializer=json_serializer
     )
 
 

@@ -94,8 +94,8 @@ class CommandRecord(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("app", "idempotency_key", name="uq_command_idem"),
         # the order barrier's query: a user's unfinished commands accepted before one.
-        # The only index besides these two: each costs a page write per insert and
-        # status change, so there is none that no query uses (migration 0004).
+        # Every index costs a page write per insert and status change, so the table has
+        # none that no query uses (migration 0004 dropped four).
         Index("ix_command_user_status_created", "user", "status", "created_at"),
     )
 

@@ -16,15 +16,13 @@ from sqlmodel import SQLModel
 
 from orchestrator.db.engine import create_schema, make_engine
 from orchestrator.db.migrations import alembic_config, current_revision, head_revision
+from orchestrator.db.migrations.versions import r0004_drop_unused_command_indexes as r0004
 
 pytest_plugins = ["tests.integration.database_fixtures"]
 TABLES_AFTER_0001 = {"spawn_slot"}
 INDEXES_AFTER_0001 = {"ix_command_user_status_created"}
-# In revision 0001 and dropped by a later one, so not in the models any more.
-INDEXES_DROPPED_AFTER_0001 = [
-    f'CREATE INDEX ix_command_{column} ON command ("{column}")'
-    for column in ("user", "app", "status", "created_at")
-]
+# In revision 0001 and dropped by 0004, so not in the models any more.
+INDEXES_DROPPED_AFTER_0001 = r0004.DROPPED
 TABLES = {"app", "app_key", "command", "notebook", "notebook_blob", "notebook_version"}
 
 # Imports first, then waits for "go" on stdin, so that all processes migrate at once.
@@ -98,8 +96,9 @@ async def test_a_database_made_before_migrations_is_adopted(db_url: str) -> None
             await conn.run_sync(SQLModel.metadata.create_all, tables=legacy)
             for index in INDEXES_AFTER_0001:
                 await conn.execute(text(f"DROP INDEX {index}"))
-            for create_index in INDEXES_DROPPED_AFTER_0001:
-                await conn.execute(text(create_index))
+            for name, columns in INDEXES_DROPPED_AFTER_0001.items():
+                quoted = ", ".join(f'"{column}"' for column in columns)
+                await conn.execute(text(f"CREATE INDEX {name} ON command ({quoted})"))
         await create_schema(engine)
         async with engine.connect() as conn:
             assert await conn.run_sync(current_revision) == head_revision()
