@@ -17,6 +17,7 @@ ReadinessProbe = Callable[[], str | None]
 """Returns None when ready, else why not."""
 
 PROBE: web.AppKey[ReadinessProbe] = web.AppKey("probe")
+INSTANCE: web.AppKey[str] = web.AppKey("instance", str)
 
 
 async def _metrics(_request: web.Request) -> web.Response:
@@ -25,21 +26,25 @@ async def _metrics(_request: web.Request) -> web.Response:
     return response
 
 
-async def _healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "instance": request.app[INSTANCE]})
 
 
 async def _readyz(request: web.Request) -> web.Response:
     problem = request.app[PROBE]()
+    instance = request.app[INSTANCE]
     if problem is not None:
-        return web.json_response({"status": "not ready", "reason": problem}, status=503)
-    return web.json_response({"status": "ready"})
+        return web.json_response(
+            {"status": "not ready", "reason": problem, "instance": instance}, status=503
+        )
+    return web.json_response({"status": "ready", "instance": instance})
 
 
-def create_health_app(probe: ReadinessProbe) -> web.Application:
-    """The aiohttp app serving the three endpoints."""
+def create_health_app(probe: ReadinessProbe, instance: str = "") -> web.Application:
+    """The aiohttp app serving the three endpoints; ``instance`` is echoed by the probes."""
     app = web.Application()
     app[PROBE] = probe
+    app[INSTANCE] = instance
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
@@ -47,12 +52,14 @@ def create_health_app(probe: ReadinessProbe) -> web.Application:
 
 
 @contextlib.asynccontextmanager
-async def serve_health(port: int | None, probe: ReadinessProbe) -> AsyncIterator[None]:
+async def serve_health(
+    port: int | None, probe: ReadinessProbe, instance: str = ""
+) -> AsyncIterator[None]:
     """Serve the endpoints on 127.0.0.1:``port`` for the duration (nothing if None)."""
     if port is None:
         yield
         return
-    runner = web.AppRunner(create_health_app(probe), access_log=None)
+    runner = web.AppRunner(create_health_app(probe, instance), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -140,7 +140,7 @@ async def run_consumer(
     subscribed = asyncio.Event()
     async with (
         consumer_runtime(settings, name=f"consumer-{index}") as runtime,
-        serve_health(settings.metrics_port, _readiness(runtime, subscribed)),
+        serve_health(settings.metrics_port, _readiness(runtime, subscribed), settings.instance),
     ):
         processor = runtime.processor
         channel = await runtime.connection.channel()

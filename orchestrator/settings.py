@@ -22,6 +22,10 @@ class CommonSettings(BaseSettings):
     partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=64)
     log_json: bool | None = None
     publish_timeout_seconds: float = 5.0
+    # Echoed by /healthz and /readyz: whoever started this process (the dev stack, a
+    # supervisor) sets a fresh value per start and so knows the answer came from this
+    # process, not from another one holding the same port.
+    instance: str = ""
 
 
 class LaunchSettings(BaseSettings):

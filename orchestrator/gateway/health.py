@@ -7,15 +7,15 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 
-from orchestrator.gateway.context import AMQP, COMMANDS
+from orchestrator.gateway.context import AMQP, COMMANDS, SETTINGS
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/healthz")
-async def healthz(_request: web.Request) -> web.Response:
-    """The process is alive."""
-    return web.json_response({"status": "ok"})
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive (``instance`` is the ``ORCH_INSTANCE`` it was started with)."""
+    return web.json_response({"status": "ok", "instance": request.app[SETTINGS].instance})
 
 
 @routes.get("/readyz")
@@ -37,7 +37,11 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = f"down: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return web.json_response(
-        {"status": "ready" if ready else "not ready", "checks": checks},
+        {
+            "status": "ready" if ready else "not ready",
+            "checks": checks,
+            "instance": request.app[SETTINGS].instance,
+        },
         status=200 if ready else 503,
     )
 

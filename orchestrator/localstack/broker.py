@@ -10,12 +10,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from orchestrator.localstack.ports import free_port, wait_for_http
+from orchestrator.localstack.ports import free_port, start_retrying_ports, wait_for_http
 from orchestrator.localstack.process import ManagedProcess, StartupError
 
 RABBITMQ_SCRIPTS = Path("/usr/lib/rabbitmq/bin")
 ENABLED_PLUGINS = "[rabbitmq_management,rabbitmq_prometheus,rabbitmq_consistent_hash_exchange].\n"
 _GRACEFUL_STOP_SECONDS = 60.0
+_NODE_CHECK_SECONDS = 0.2
 
 
 class RabbitMQBroker:
@@ -29,14 +30,18 @@ class RabbitMQBroker:
 
     def __init__(self, state_dir: Path) -> None:
         self.base_dir = state_dir.resolve() / "rabbitmq"
+        self.pid_file = self.base_dir / "rabbitmq.pid"
+        self.mnesia_dir = self.base_dir / "mnesia"
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
+        """Pick the node's ports (and so its name) and build its processes around them."""
         self.amqp_port = free_port()
         self.management_port = free_port()
         self.prometheus_port = free_port()
         self.dist_port = free_port()
         self.epmd_port = free_port()
         self.node_name = f"orch-{self.amqp_port}@localhost"
-        self.pid_file = self.base_dir / "rabbitmq.pid"
-        self.mnesia_dir = self.base_dir / "mnesia"
         self._epmd = ManagedProcess(
             "epmd",
             [_epmd_binary(), "-port", str(self.epmd_port), "-address", "127.0.0.1"],
@@ -99,9 +104,14 @@ class RabbitMQBroker:
     def start(self, timeout: float = 60) -> None:
         """Start epmd and the node, and return once the management API answers.
 
-        Raises ``StartupError`` (naming the log file) if the node fails or is too slow;
-        the half-started processes are then ended.
+        A port taken by another process in the meantime makes the node start again
+        on new ports (``amqp_url`` and the others change). Raises ``StartupError``
+        (naming the log file) if the node fails or is too slow; the half-started
+        processes are then ended.
         """
+        start_retrying_ports(lambda: self._start_once(timeout), self._choose_ports)
+
+    def _start_once(self, timeout: float) -> None:
         self._write_files()
         deadline = time.monotonic() + timeout
         try:
@@ -146,9 +156,12 @@ class RabbitMQBroker:
             process=self._server,
             expect_status=200,
             headers={"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="},  # guest:guest
+            proof=self.node_name,  # this node answered, not another on a reused port
         )
 
     def _rabbitmqctl_wait(self, deadline: float) -> None:
+        """``rabbitmqctl wait`` for the node, given up as soon as the node itself exits
+        (it then never writes the PID file the wait is for)."""
         seconds = max(1, int(deadline - time.monotonic()))
         command = [
             str(RABBITMQ_SCRIPTS / "rabbitmqctl"),
@@ -157,22 +170,29 @@ class RabbitMQBroker:
             "--timeout",
             str(seconds),
         ]
-        try:
-            result = subprocess.run(
-                command,
-                env=self.env(),
-                capture_output=True,
-                text=True,
-                timeout=seconds + 15,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as error:
-            raise StartupError(self._server.describe_failure("rabbitmqctl wait hung")) from error
-        if result.returncode != 0:
-            output = (result.stdout + result.stderr).strip()
-            raise StartupError(
-                self._server.describe_failure(f"did not boot (rabbitmqctl wait: {output})")
-            )
+        with subprocess.Popen(
+            command,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as waiter:
+            hard_deadline = time.monotonic() + seconds + 15
+            while True:
+                try:
+                    output, _ = waiter.communicate(timeout=_NODE_CHECK_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    if not self._server.is_running():
+                        waiter.kill()
+                        waiter.communicate()
+                        raise self._server.startup_error("exited while booting") from None
+                    if time.monotonic() >= hard_deadline:
+                        waiter.kill()
+                        waiter.communicate()
+                        raise self._server.startup_error("rabbitmqctl wait hung") from None
+        if waiter.returncode != 0:
+            raise self._server.startup_error(f"did not boot (rabbitmqctl wait: {output.strip()})")
 
     def _write_files(self) -> None:
         (self.base_dir / "home").mkdir(parents=True, exist_ok=True)
@@ -219,7 +239,7 @@ def _wait_for_tcp(process: ManagedProcess, port: int, timeout: float) -> None:
         except OSError:
             pass
         if not process.is_running():
-            raise StartupError(process.describe_failure(f"exited before listening on {port}"))
+            raise process.startup_error(f"exited before listening on {port}")
         if time.monotonic() >= deadline:
-            raise StartupError(process.describe_failure(f"did not listen on {port}"))
+            raise process.startup_error(f"did not listen on {port}")
         time.sleep(0.05)

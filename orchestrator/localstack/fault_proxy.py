@@ -33,7 +33,7 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
-from orchestrator.localstack.ports import free_port, wait_for_http
+from orchestrator.localstack.ports import free_port, start_retrying_ports, wait_for_http
 from orchestrator.localstack.process import ManagedProcess
 
 Action = Literal["status", "drop", "delay", "garble"]
@@ -221,6 +221,11 @@ class FaultProxy:
     """The fault proxy as a child process, controlled from (sync) test or bench code."""
 
     def __init__(self, target: str, log_path: Path) -> None:
+        self._target = target
+        self._log_path = log_path
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
         self.port = free_port()
         self.control_port = free_port()
         self._process = ManagedProcess(
@@ -230,13 +235,13 @@ class FaultProxy:
                 "-m",
                 "orchestrator.localstack.fault_proxy",
                 "--target",
-                target,
+                self._target,
                 "--port",
                 str(self.port),
                 "--control-port",
                 str(self.control_port),
             ],
-            log_path=log_path,
+            log_path=self._log_path,
         )
 
     @property
@@ -245,9 +250,17 @@ class FaultProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> None:
-        """Start the process and wait for its control port."""
-        self._process.start()
-        wait_for_http(f"{self._control('stats')}", timeout, process=self._process)
+        """Start the process and wait for its control port (new ports if one was taken)."""
+
+        def start_once() -> None:
+            self._process.start()
+            try:
+                wait_for_http(f"{self._control('stats')}", timeout, process=self._process)
+            except BaseException:
+                self._process.stop()
+                raise
+
+        start_retrying_ports(start_once, self._choose_ports)
 
     def stop(self) -> None:
         """End the process."""

@@ -17,7 +17,7 @@ from orchestrator.localstack.hub_config import (
     render_hub_config,
     render_singleuser_config,
 )
-from orchestrator.localstack.ports import free_port, wait_for_http
+from orchestrator.localstack.ports import free_port, start_retrying_ports, wait_for_http
 from orchestrator.localstack.process import ManagedProcess, snapshot_tree
 from orchestrator.localstack.proxy_install import DEFAULT_PROXY_PREFIX, install_proxy
 
@@ -37,11 +37,7 @@ class JupyterHubProcess:
 
     def __init__(self, config: HubConfig, *, proxy_prefix: Path = DEFAULT_PROXY_PREFIX) -> None:
         self.config = config
-        self.ports = HubPorts(
-            public=config.hub_port or free_port(),
-            hub=free_port(),
-            proxy_api=config.proxy_api_port or free_port(),
-        )
+        self.ports = self._choose_ports()
         self._proxy_prefix = proxy_prefix
         hub_dir = config.hub_dir
         self.config_path = hub_dir / "jupyterhub_config.py"
@@ -51,6 +47,17 @@ class JupyterHubProcess:
             log_path=hub_dir / "jupyterhub.log",
             cwd=hub_dir,
         )
+
+    def _choose_ports(self) -> HubPorts:
+        """Free ports for whatever the config leaves open (a fixed port stays fixed)."""
+        return HubPorts(
+            public=self.config.hub_port or free_port(),
+            hub=free_port(),
+            proxy_api=self.config.proxy_api_port or free_port(),
+        )
+
+    def _rechoose_ports(self) -> None:
+        self.ports = self._choose_ports()
 
     @property
     def url(self) -> str:
@@ -70,9 +77,13 @@ class JupyterHubProcess:
     def start(self, timeout: float = 60) -> None:
         """Write the config files, start the Hub and return once its API answers the service.
 
-        Raises ``StartupError`` naming the log file if the Hub exits or is too slow; the
-        half-started processes are then ended.
+        A port taken by another process in the meantime makes it start again on new
+        ports (``url`` changes). Raises ``StartupError`` naming the log file if the Hub
+        exits or is too slow; the half-started processes are then ended.
         """
+        start_retrying_ports(lambda: self._start_once(timeout), self._rechoose_ports)
+
+    def _start_once(self, timeout: float) -> None:
         proxy_command = install_proxy(self._proxy_prefix)
         self._write_config_files(proxy_command)
         deadline = time.monotonic() + timeout
@@ -99,7 +110,7 @@ class JupyterHubProcess:
     def restart(self, timeout: float = 60) -> None:
         """Stop the Hub gracefully and start it again; single-user servers keep running."""
         self._process.stop(timeout=_HUB_STOP_SECONDS, spare_pids=self.singleuser_pids())
-        self.start(timeout)
+        self._start_once(timeout)  # same ports: the servers and clients expect them
 
     def is_running(self) -> bool:
         """True while the Hub process runs."""

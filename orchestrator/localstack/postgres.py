@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from orchestrator.localstack.ports import free_port
+from orchestrator.localstack.ports import free_port, start_retrying_ports
 from orchestrator.localstack.process import ManagedProcess, StartupError, snapshot_tree
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
@@ -77,8 +77,15 @@ class PostgresServer:
         """Create the cluster, start the server and return once it accepts connections.
 
         Raises ``StartupError`` (naming the log file) if it fails or is too slow; what
-        was started is then stopped.
+        was started is then stopped. A port taken by another process in the meantime
+        makes it start again on a new one (``url`` changes).
         """
+        start_retrying_ports(lambda: self._start_once(timeout), self._choose_port)
+
+    def _choose_port(self) -> None:
+        self.port = free_port()
+
+    def _start_once(self, timeout: float) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + timeout
         try:
@@ -164,9 +171,9 @@ class PostgresServer:
             if probe.returncode == 0:
                 return
             if not self._server.is_running():
-                raise StartupError(self._server.describe_failure("exited before accepting"))
+                raise self._server.startup_error("exited before accepting")
             if time.monotonic() >= deadline:
-                raise StartupError(self._server.describe_failure("did not accept connections"))
+                raise self._server.startup_error("did not accept connections")
             time.sleep(0.1)
 
     def _run_tool(self, tool: str, *args: str) -> None:

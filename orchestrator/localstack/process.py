@@ -15,6 +15,22 @@ class StartupError(RuntimeError):
     """A piece of local infrastructure did not become ready; the message names its log file."""
 
 
+class PortInUseError(StartupError):
+    """A process could not bind a port it was given (another process holds it)."""
+
+
+# What the servers we start log when a port is taken: Python/aiohttp and PostgreSQL
+# ("Address already in use"), Erlang/RabbitMQ (eaddrinuse, dist_port_already_used),
+# configurable-http-proxy (EADDRINUSE).
+_BIND_FAILURE_MARKERS = ("address already in use", "eaddrinuse", "dist_port_already_used")
+
+
+def is_bind_failure(log_text: str) -> bool:
+    """True if ``log_text`` shows a server failing to bind a port that was taken."""
+    lowered = log_text.lower()
+    return any(marker in lowered for marker in _BIND_FAILURE_MARKERS)
+
+
 def snapshot_tree(pids: Iterable[int]) -> list[psutil.Process]:
     """Return the live processes among ``pids`` plus all their descendants (recursive).
 
@@ -82,6 +98,7 @@ class ManagedProcess:
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self._popen: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
         self._descendants_seen: dict[int, psutil.Process] = {}
 
     @property
@@ -97,6 +114,7 @@ class ManagedProcess:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:
+            self._log_offset = log_file.tell()
             self._popen = subprocess.Popen(
                 self.argv,
                 env=self.env,
@@ -168,6 +186,23 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
         return "\n".join(text.splitlines()[-n_lines:])
+
+    def log_since_start(self) -> str:
+        """What the process logged since its latest ``start`` (a restart appends)."""
+        try:
+            with self.log_path.open("rb") as log_file:
+                log_file.seek(self._log_offset)
+                return log_file.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def startup_error(self, problem: str) -> StartupError:
+        """The error for a failed start: :class:`PortInUseError` when the log since the
+        start shows a bind failure (the caller may retry on other ports)."""
+        message = self.describe_failure(problem)
+        if is_bind_failure(self.log_since_start()):
+            return PortInUseError(message)
+        return StartupError(message)
 
     def describe_failure(self, problem: str) -> str:
         """An error message naming the process, its exit status and log, with the log tail."""

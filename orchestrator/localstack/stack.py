@@ -20,7 +20,7 @@ from hub_service.labextension.build import LABEXTENSIONS_DIR, build_labextension
 from orchestrator.localstack.broker import RabbitMQBroker
 from orchestrator.localstack.hub import JupyterHubProcess
 from orchestrator.localstack.hub_config import HubConfig, NotifyServiceSpec
-from orchestrator.localstack.ports import free_port, wait_for_http
+from orchestrator.localstack.ports import free_port, start_retrying_ports, wait_for_http
 from orchestrator.localstack.process import ManagedProcess, StartupError
 
 SERVICE_NAME = "orchestrator"
@@ -66,6 +66,7 @@ class LocalStack:
         self.gateway: ManagedProcess | None = None
         self.consumers: list[ManagedProcess] = []
         self.consumer_metrics_ports: dict[int, int] = {}
+        self._consumer_instances: dict[int, str] = {}
         self.extra_processes: list[ManagedProcess] = []
 
     @property
@@ -140,6 +141,8 @@ class LocalStack:
         """Start everything and wait for readiness; on failure stop what started."""
         try:
             self.broker.start(timeout=timeout)
+            # The broker may have moved to other ports: the Hub's service env names them.
+            self.hub.config = self._hub_config()
             if self.options.hub:
                 build_labextension()
                 self.hub.start(timeout=timeout)
@@ -153,27 +156,58 @@ class LocalStack:
             raise
 
     def start_gateway(self, timeout: float = 60) -> None:
-        """Start (or restart) the gateway and wait for ``/readyz``."""
-        self.gateway = ManagedProcess(
-            "gateway",
-            [sys.executable, "-m", "orchestrator", "gateway"],
-            log_path=self.logs_dir / "gateway.log",
-            env=self.process_env(),
-        )
-        self.gateway.start()
-        wait_for_http(
-            f"{self.gateway_url}/readyz", timeout, process=self.gateway, expect_status=200
-        )
+        """Start (or restart) the gateway and wait for ``/readyz`` from this very process.
+
+        Unless ``options.gateway_port`` fixes it, a port taken by another process in
+        the meantime moves the gateway to a new one (``gateway_url`` changes).
+        """
+
+        def choose_port() -> None:
+            self.gateway_port = free_port()
+
+        def start_once() -> None:
+            instance = secrets.token_hex(8)
+            self.gateway = ManagedProcess(
+                "gateway",
+                [sys.executable, "-m", "orchestrator", "gateway"],
+                log_path=self.logs_dir / "gateway.log",
+                env={**self.process_env(), "ORCH_INSTANCE": instance},
+            )
+            self.gateway.start()
+            try:
+                wait_for_http(
+                    f"{self.gateway_url}/readyz",
+                    timeout,
+                    process=self.gateway,
+                    expect_status=200,
+                    proof=instance,
+                )
+            except BaseException:
+                self.gateway.stop()
+                raise
+
+        if self.options.gateway_port is not None:
+            start_once()
+        else:
+            start_retrying_ports(start_once, choose_port)
 
     def start_consumer(
         self, index: int, timeout: float = 60, *, wait: bool = True
     ) -> ManagedProcess:
         """Start consumer ``index`` (replacing a stopped one with the same index).
 
-        Each index keeps one metrics port (``consumer_metrics_ports``) across restarts;
-        with ``wait`` returns once its ``/readyz`` answers 200 (partitions subscribed).
+        Each index keeps one metrics port (``consumer_metrics_ports``) across restarts
+        (a new one if another process took it); with ``wait`` returns once its
+        ``/readyz`` answers 200 (partitions subscribed).
         """
-        port = self.consumer_metrics_ports.setdefault(index, free_port())
+        self.consumer_metrics_ports.setdefault(index, free_port())
+        self._launch_consumer(index)
+        if wait:
+            self.wait_consumer_ready(index, timeout)
+        return self.consumers[index]
+
+    def _launch_consumer(self, index: int) -> None:
+        instance = secrets.token_hex(8)
         consumer = ManagedProcess(
             f"consumer-{index}",
             [
@@ -187,26 +221,43 @@ class LocalStack:
                 str(self.options.consumers),
             ],
             log_path=self.logs_dir / f"consumer-{index}.log",
-            env={**self.process_env(), "ORCH_METRICS_PORT": str(port)},
+            env={
+                **self.process_env(),
+                "ORCH_METRICS_PORT": str(self.consumer_metrics_ports[index]),
+                "ORCH_INSTANCE": instance,
+            },
         )
+        self._consumer_instances[index] = instance
         consumer.start()
         if index < len(self.consumers):
             self.consumers[index] = consumer
         else:
             self.consumers.append(consumer)
-        if wait:
-            self.wait_consumer_ready(index, timeout)
-        return consumer
 
     def wait_consumer_ready(self, index: int, timeout: float = 60) -> None:
-        """Wait until consumer ``index`` answers ``/readyz`` with 200."""
-        port = self.consumer_metrics_ports[index]
-        wait_for_http(
-            f"http://127.0.0.1:{port}/readyz",
-            timeout,
-            process=self.consumers[index],
-            expect_status=200,
-        )
+        """Wait until consumer ``index`` itself answers ``/readyz`` with 200.
+
+        A consumer whose metrics port was taken meanwhile is started again on another.
+        """
+
+        def wait_once() -> None:
+            try:
+                wait_for_http(
+                    f"http://127.0.0.1:{self.consumer_metrics_ports[index]}/readyz",
+                    timeout,
+                    process=self.consumers[index],
+                    expect_status=200,
+                    proof=self._consumer_instances[index],
+                )
+            except BaseException:
+                self.consumers[index].stop()
+                raise
+
+        def relaunch_on_new_port() -> None:
+            self.consumer_metrics_ports[index] = free_port()
+            self._launch_consumer(index)
+
+        start_retrying_ports(wait_once, relaunch_on_new_port)
 
     def orchestrator_cli(self, *args: str) -> str:
         """Run ``orchestrator ARGS`` against this stack; returns stdout (raises on error)."""

@@ -22,7 +22,6 @@ from aiohttp import web
 from playwright.async_api import Browser, ConsoleMessage
 
 from hub_service.launch.codes import issue_launch_code
-from orchestrator.localstack.ports import free_port
 from orchestrator.localstack.stack import LocalStack
 from tests.e2e.embedding_steps import (
     SPAWN_TIMEOUT_MS,
@@ -66,7 +65,7 @@ class ForeignSite:
     """A page server on an origin that is NOT an allowed app origin."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self.port = 0  # set once the server holds its port
         self.pages: dict[str, str] = {}
 
     @property
@@ -84,7 +83,9 @@ async def foreign() -> AsyncIterator[ForeignSite]:
     app.router.add_get("/{name}", site._page)
     runner = web.AppRunner(app)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", site.port).start()
+    server = web.TCPSite(runner, "127.0.0.1", 0)  # the OS picks a port and we hold it
+    await server.start()
+    site.port = runner.addresses[0][1]
     try:
         yield site
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -14,6 +15,7 @@ import psutil
 
 from orchestrator.localstack.broker import RabbitMQBroker
 from orchestrator.localstack.hub import HubConfig, JupyterHubProcess
+from orchestrator.localstack.stack import LocalStack, StackOptions
 
 APP_ORIGIN = "http://127.0.0.1:9999"
 SERVICE_TOKEN = "localstack-test-service-token"
@@ -116,3 +118,48 @@ def test_hub_spawns_embeddable_server_keeps_it_over_restart_and_stops_it(tmp_pat
         hub.stop()
     assert set(server_pids) <= set(pids)
     assert _still_running(pids) == []
+
+
+def _occupy(port: int) -> socket.socket:
+    """Listen on ``port`` as a stranger would, between the choice of the port and its use."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", port))
+    holder.listen()
+    return holder
+
+
+def test_broker_whose_ports_were_taken_starts_on_others(tmp_path: Path) -> None:
+    broker = RabbitMQBroker(tmp_path)
+    taken = {broker.amqp_port, broker.dist_port}
+    holders = [_occupy(port) for port in taken]
+    try:
+        broker.start()
+        try:
+            assert {broker.amqp_port, broker.dist_port}.isdisjoint(taken)
+            asyncio.run(_publish_persistent(broker.amqp_url, b"on the new ports"))
+            assert asyncio.run(_get_one(broker.amqp_url)) == b"on the new ports"
+        finally:
+            broker.stop()
+    finally:
+        for holder in holders:
+            holder.close()
+
+
+def test_stack_whose_gateway_and_hub_ports_were_taken_starts_on_others(tmp_path: Path) -> None:
+    stack = LocalStack(tmp_path, StackOptions(consumers=1, hub_service=False))
+    taken = {stack.gateway_port, stack.hub.ports.public}
+    holders = [_occupy(port) for port in taken]
+    try:
+        with stack:
+            assert {stack.gateway_port, stack.hub.ports.public}.isdisjoint(taken)
+            assert _call("GET", f"{stack.hub.api_url}/", token=stack.service_token)[0] == 200
+            key = stack.issue_app_key("ports")
+            request = urllib.request.Request(
+                f"{stack.gateway_url}/v1/users/alice/notebooks",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert json.loads(response.read()) is not None
+    finally:
+        for holder in holders:
+            holder.close()
