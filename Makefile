@@ -8,11 +8,13 @@ PY := $(VENV)/bin/python
 RUN_PACKAGES := rabbitmq-server
 TEST_PACKAGES := $(RUN_PACKAGES) chromium postgresql docker-compose
 STATE ?= .state/dev
+# devstack/ (dev stack, demo, fault proxy) is not installed: benchmarks find it here.
+BENCH := PYTHONPATH=$(CURDIR) $(PY)
 
 .PHONY: run test install install-test system-node system-run system-test lint typecheck pytest bench clean
 
 run: install
-	$(PY) -m orchestrator dev --state-dir $(STATE)
+	$(PY) -m devstack --state-dir $(STATE)
 
 test: install-test lint typecheck pytest
 
@@ -33,7 +35,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 .cache/.frontend: $(VENV)/.installed $(wildcard hub_service/labextension/*.json hub_service/labextension/src/*)
-	$(PY) -c "from orchestrator.localstack.proxy_install import install_proxy; install_proxy()"
+	$(PY) -c "from devstack.proxy_install import install_proxy; install_proxy()"
 	@if [ -x scripts/build-labextension.sh ]; then scripts/build-labextension.sh; fi
 	@mkdir -p .cache && touch $@
 
@@ -43,7 +45,7 @@ install-test: system-test $(VENV)/.installed .cache/.frontend
 
 lint:
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check orchestrator consumers schemas hub_service tests bench
+	$(VENV)/bin/ruff format --check orchestrator runtime consumers schemas hub_service devstack tests bench
 
 typecheck:
 	$(VENV)/bin/mypy
@@ -53,10 +55,10 @@ pytest:
 
 bench: install-test
 	@scripts/ensure-system-packages.sh wrk
-	$(PY) bench/gateway_throughput.py
-	$(PY) bench/burst.py
-	$(PY) bench/save_latency.py
-	$(PY) bench/reliability/run_all.py
+	$(BENCH) bench/gateway_throughput.py
+	$(BENCH) bench/burst.py
+	$(BENCH) bench/save_latency.py
+	$(BENCH) bench/reliability/run_all.py
 
 clean:
 	rm -rf .state .cache .mypy_cache .ruff_cache test-artifacts

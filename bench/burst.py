@@ -33,11 +33,9 @@ from typing import Any
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from consumers.hub_client import HubClient
-from orchestrator.localstack.stack import LocalStack, StackOptions
-from tests.command_client import CommandClient
+from devstack.command_client import CommandClient
+from devstack.stack import LocalStack, StackOptions
 
 TIMEOUT = aiohttp.ClientTimeout(total=600)
 

@@ -43,8 +43,8 @@ import aio_pika
 import aiohttp
 import psutil
 
-from orchestrator.localstack.ports import free_port
-from orchestrator.localstack.stack import LocalStack, StackOptions
+from devstack.ports import free_port
+from devstack.stack import LocalStack, StackOptions
 from schemas.commands import CommandMessage, EnsureUser, utcnow
 from schemas.topology import COMMANDS_EXCHANGE, HEADER_COMMAND_ID, Partitioning
 

@@ -34,10 +34,10 @@ import aiohttp
 
 from consumers.hub_client import HubClient
 from consumers.notebook_codec import canonicalise, empty_notebook
-from orchestrator.bus.connection import connect
-from orchestrator.bus.publisher import ConfirmedPublisher
-from orchestrator.localstack.stack import LocalStack, StackOptions
+from devstack.stack import LocalStack, StackOptions
 from orchestrator.operator.subscribe import EventSubscription, ReceivedEvent, subscribe_events
+from runtime.bus.connection import connect
+from runtime.bus.publisher import ConfirmedPublisher
 from schemas.commands import utcnow
 from schemas.events import EventKind, NotebookDeleted, make_event
 

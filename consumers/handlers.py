@@ -16,10 +16,10 @@ from urllib.parse import quote
 from consumers.errors import NotFoundError
 from consumers.notebook_codec import canonicalise, empty_notebook
 from consumers.ports import ContentsPort, HubPort, VersionStore
-from hub_service.launch.codes import LaunchLinkIssuer
-from orchestrator.db.notebooks import StoredVersion
+from runtime.db.notebooks import StoredVersion
 from schemas import commands as c
 from schemas.events import CloudEvent, EventKind, NotebookSaved, SaveOrigin, make_event
+from schemas.launch_codes import LaunchLinkIssuer
 
 
 @dataclass(frozen=True)

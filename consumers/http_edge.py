@@ -26,7 +26,7 @@ from tenacity import (
 )
 
 from consumers.errors import HubForbidden, NotFoundError, PermanentError, TransientError
-from orchestrator.metrics import HUB_CALL_SECONDS, HUB_RETRIES
+from runtime.metrics import HUB_CALL_SECONDS, HUB_RETRIES
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

@@ -23,7 +23,7 @@ import structlog
 
 from consumers.errors import NotFoundError, PermanentError, SpawnFailed, TransientError
 from consumers.http_edge import RetryPolicy, as_transient, raise_for_status, timed_call
-from orchestrator.metrics import SPAWN_SECONDS
+from runtime.metrics import SPAWN_SECONDS
 
 log = structlog.get_logger(__name__)
 BUSY_PAUSE_SECONDS = 0.5  # the Hub offers no event for "stop finished" or "spawn registered"

@@ -25,8 +25,8 @@ from consumers.notebook_codec import canonicalise
 from consumers.outbox import Outbox
 from consumers.ports import NotebookIndex, NotebookReader
 from consumers.processor import UserLocks
-from orchestrator.bus.publisher import PublishFailed
-from orchestrator.metrics import DEAD_LETTERS, SAVE_TO_EVENT_SECONDS
+from runtime.bus.publisher import PublishFailed
+from runtime.metrics import DEAD_LETTERS, SAVE_TO_EVENT_SECONDS
 from schemas import topology as t
 from schemas.commands import utcnow
 from schemas.events import EventKind, NotebookDeleted, NotebookRenamed, SaveOrigin

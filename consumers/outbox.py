@@ -7,7 +7,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from orchestrator.bus.publisher import ConfirmedPublisher
+from runtime.bus.publisher import ConfirmedPublisher
 from schemas import topology as t
 from schemas.commands import CommandMessage
 from schemas.events import (

@@ -6,7 +6,7 @@ import uuid
 from typing import Any, Protocol
 
 from consumers.hub_client import ServerState
-from orchestrator.db.notebooks import NotebookSummary, StoredVersion
+from runtime.db.notebooks import NotebookSummary, StoredVersion
 
 
 class HubPort(Protocol):

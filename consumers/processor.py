@@ -23,9 +23,9 @@ from pydantic import ValidationError
 from consumers.errors import CommandError, PermanentError, TransientError
 from consumers.handlers import HANDLERS, Ports
 from consumers.outbox import Outbox
-from orchestrator.db.commands import CommandStore
-from orchestrator.db.models import CommandStatus
-from orchestrator.metrics import COMMAND_RETRIES, COMMANDS_FINISHED, DEAD_LETTERS
+from runtime.db.commands import CommandStore
+from runtime.db.models import CommandStatus
+from runtime.metrics import COMMAND_RETRIES, COMMANDS_FINISHED, DEAD_LETTERS
 from schemas import topology as t
 from schemas.commands import CommandMessage, utcnow
 

@@ -24,13 +24,13 @@ from consumers.hub_client import HubClient
 from consumers.notifications import NotificationProcessor
 from consumers.outbox import Outbox
 from consumers.processor import CommandProcessor
-from hub_service.launch.codes import launch_link_issuer
-from orchestrator.bus.lifecycle import confirmed_bus
-from orchestrator.db.commands import CommandStore
-from orchestrator.db.engine import create_schema, make_engine, make_sessionmaker
-from orchestrator.db.notebooks import NotebookStore
-from orchestrator.db.spawn_slots import SpawnSlots
-from orchestrator.settings import ConsumerSettings
+from runtime.bus.lifecycle import confirmed_bus
+from runtime.db.commands import CommandStore
+from runtime.db.engine import create_schema, make_engine, make_sessionmaker
+from runtime.db.notebooks import NotebookStore
+from runtime.db.spawn_slots import SpawnSlots
+from runtime.settings import ConsumerSettings
+from schemas.launch_codes import launch_link_issuer
 from schemas.topology import Partitioning
 
 log = structlog.get_logger(__name__)

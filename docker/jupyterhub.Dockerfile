@@ -19,6 +19,7 @@ WORKDIR /opt/orchestrator
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY orchestrator ./orchestrator
+COPY runtime ./runtime
 COPY consumers ./consumers
 COPY hub_service ./hub_service
 RUN pip install --editable . jupyter-builder \

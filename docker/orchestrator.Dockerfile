@@ -1,5 +1,6 @@
-# The orchestrator's own processes: gateway, consumers, demo app and the operator CLI
-# (`orchestrator gateway|consumer|demo|keys|queues|command|dead-letters ...`).
+# The orchestrator's own processes: gateway, consumers and the operator CLI
+# (`orchestrator gateway|consumer|keys|queues|command|dead-letters ...`), and the demo
+# app (`python -m devstack.demo`, from the repository's dev stack).
 # Build from the repository root: docker build -f docker/orchestrator.Dockerfile .
 FROM python:3.11-slim-bookworm
 
@@ -14,8 +15,11 @@ WORKDIR /opt/orchestrator
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY orchestrator ./orchestrator
+COPY runtime ./runtime
 COPY consumers ./consumers
 COPY hub_service ./hub_service
+# devstack/ is not part of the package: only the demo app is taken from it.
+COPY devstack ./devstack
 RUN pip install --editable .
 
 USER orchestrator

@@ -19,8 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import ValidationError
 
 from hub_service.token_check import HubUnavailable, InvalidToken, TokenVerifier
-from orchestrator.bus.publisher import ConfirmedPublisher, PublishFailed
-from orchestrator.gateway.errors import ApiError
+from runtime.bus.publisher import ConfirmedPublisher, PublishFailed
+from runtime.http_errors import ApiError
 from schemas import topology as t
 from schemas.notifications import ContentsNotification, ContentsNotificationMessage
 
@@ -30,7 +30,7 @@ AMQP = web.AppKey("amqp", AbstractRobustConnection)
 PUBLISHER = web.AppKey("publisher", ConfirmedPublisher)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 
-# Not in orchestrator.metrics: only this process counts notifications.
+# Not in runtime.metrics: only this process counts notifications.
 NOTIFICATIONS = Counter(
     "orch_contents_notifications_total",
     "Save/rename/delete notifications received by the hub service",

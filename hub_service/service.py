@@ -21,11 +21,11 @@ from aiohttp import web
 
 from hub_service.notify_api import AMQP, PUBLISHER, VERIFIER, add_routes
 from hub_service.token_check import TokenVerifier
-from orchestrator.bus.lifecycle import confirmed_bus
-from orchestrator.gateway.errors import json_errors
-from orchestrator.logging import configure_logging
-from orchestrator.runner import run_until_signalled
-from orchestrator.settings import HubServiceSettings
+from runtime.bus.lifecycle import confirmed_bus
+from runtime.http_errors import json_errors
+from runtime.logs import configure_logging
+from runtime.runner import run_until_signalled
+from runtime.settings import HubServiceSettings
 
 log = structlog.get_logger(__name__)
 BIND_HOST = "127.0.0.1"

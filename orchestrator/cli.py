@@ -1,4 +1,4 @@
-"""The ``orchestrator`` command: processes (gateway, consumer, hub-service, dev) and
+"""The ``orchestrator`` command: processes (gateway, consumer, hub-service) and
 operator tools (keys, dead letters, queues, command lookup, subscribe).
 
 Thin: each subcommand builds its settings and calls one function.
@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from orchestrator.logging import configure_logging
-from orchestrator.runner import run_until_signalled
-from orchestrator.settings import CommonSettings, ConsumerSettings, GatewaySettings
+from runtime.logs import configure_logging
+from runtime.runner import run_until_signalled
+from runtime.settings import CommonSettings, ConsumerSettings, GatewaySettings
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -44,37 +42,6 @@ def _hub_service(_args: argparse.Namespace) -> int:
     return hub_service_main()
 
 
-def _demo(_args: argparse.Namespace) -> int:
-    from orchestrator.demo.app import serve_demo
-    from orchestrator.settings import DemoSettings
-
-    settings = DemoSettings()
-    configure_logging("demo", json=settings.log_json)
-    run_until_signalled(lambda stop: serve_demo(settings, stop))
-    return 0
-
-
-def _dev(args: argparse.Namespace) -> int:
-    from orchestrator.localstack.dev import run_dev
-
-    return run_dev(args.state_dir, consumers=args.consumers)
-
-
-def print_rows(rows: Sequence[dict[str, Any]], *, as_json: bool) -> None:
-    """Print rows as a human table, or as JSON for scripts."""
-    if as_json:
-        print(json.dumps(list(rows), indent=2, default=str))
-        return
-    if not rows:
-        print("(none)")
-        return
-    columns = list(rows[0].keys())
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
-    for row in rows:
-        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
-
-
 def _keys(args: argparse.Namespace) -> int:
     from orchestrator.operator.keys import run_keys
 
@@ -89,7 +56,7 @@ def _dead_letters(args: argparse.Namespace) -> int:
 
 def _queues(args: argparse.Namespace) -> int:
     from orchestrator.operator.queues import run_queues
-    from orchestrator.settings import OperatorSettings
+    from runtime.settings import OperatorSettings
 
     return asyncio.run(run_queues(OperatorSettings(), args))
 
@@ -119,13 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("hub-service", help="run the Hub-side save service").set_defaults(
         fn=_hub_service
     )
-    sub.add_parser("demo", help="run the demo host app (ORCH_DEMO_* settings)").set_defaults(
-        fn=_demo
-    )
-    dev = sub.add_parser("dev", help="run the whole stack locally (make run)")
-    dev.add_argument("--state-dir", default=".state/dev")
-    dev.add_argument("--consumers", type=int, default=2)
-    dev.set_defaults(fn=_dev)
 
     keys = sub.add_parser("keys", help="manage app API keys")
     keys.add_argument("--json", action="store_true")

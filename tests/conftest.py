@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.localstack.ports import free_port
-from orchestrator.localstack.stack import LocalStack, StackOptions
+from devstack.ports import free_port
+from devstack.stack import LocalStack, StackOptions
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -73,7 +73,7 @@ def username() -> str:
 @pytest.fixture(scope="session")
 def demo(stack: LocalStack, demo_port: int) -> Iterator[str]:
     """The demo host app running against the shared stack; yields its URL."""
-    from orchestrator.demo.launcher import demo_origin, start_demo
+    from devstack.demo.launcher import demo_origin, start_demo
 
     process = start_demo(stack, demo_port)
     try:

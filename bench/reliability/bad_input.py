@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.localstack.reliability.bad_input import bad_input
-from orchestrator.localstack.reliability.harness import (
+from devstack.reliability.bad_input import bad_input
+from devstack.reliability.harness import (
     RunningStack,
     run_scenario_script,
     scenario_parser,
 )
-from orchestrator.localstack.reliability.result import ScenarioResult
+from devstack.reliability.result import ScenarioResult
 
 
 async def _scenario(running: RunningStack, args: argparse.Namespace) -> ScenarioResult:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.localstack.reliability.harness import (
+from devstack.reliability.harness import (
     RunningStack,
     run_scenario_script,
     scenario_parser,
 )
-from orchestrator.localstack.reliability.result import ScenarioResult
-from orchestrator.localstack.reliability.steady_load import broker_restart_under_load
+from devstack.reliability.result import ScenarioResult
+from devstack.reliability.steady_load import broker_restart_under_load
 
 
 async def _scenario(running: RunningStack, args: argparse.Namespace) -> ScenarioResult:

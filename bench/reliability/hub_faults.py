@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.localstack.reliability.harness import (
+from devstack.reliability.harness import (
     RunningStack,
     run_scenario_script,
     scenario_parser,
 )
-from orchestrator.localstack.reliability.hub_faults import hub_faults
-from orchestrator.localstack.reliability.result import ScenarioResult
+from devstack.reliability.hub_faults import hub_faults
+from devstack.reliability.result import ScenarioResult
 
 
 async def _scenario(running: RunningStack, args: argparse.Namespace) -> ScenarioResult:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.localstack.reliability.harness import (
+from devstack.reliability.harness import (
     RunningStack,
     run_scenario_script,
     scenario_parser,
 )
-from orchestrator.localstack.reliability.process_faults import hub_restart_mid_spawn
-from orchestrator.localstack.reliability.result import ScenarioResult
+from devstack.reliability.process_faults import hub_restart_mid_spawn
+from devstack.reliability.result import ScenarioResult
 
 
 async def _scenario(running: RunningStack, args: argparse.Namespace) -> ScenarioResult:

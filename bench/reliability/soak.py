@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.localstack.reliability.harness import (
+from devstack.reliability.harness import (
     RunningStack,
     run_scenario_script,
     scenario_parser,
 )
-from orchestrator.localstack.reliability.result import ScenarioResult
-from orchestrator.localstack.reliability.steady_load import soak
+from devstack.reliability.result import ScenarioResult
+from devstack.reliability.steady_load import soak
 
 
 async def _scenario(running: RunningStack, args: argparse.Namespace) -> ScenarioResult:

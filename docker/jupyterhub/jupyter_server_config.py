@@ -5,6 +5,7 @@ bridge, and CSP for the configured app origins."""
 import json
 import os
 
+from hub_service.jupyterhub_contract import CONTENTS_MANAGER, SAVE_EXTENSION
 from hub_service.labextension.build import LABEXTENSIONS_DIR
 
 c = get_config()  # noqa: F821
@@ -15,5 +16,5 @@ c.ServerApp.tornado_settings = {
     "page_config_data": {"orchestratorEmbedOrigins": app_origins},
 }
 c.LabApp.extra_labextensions_path = [str(LABEXTENSIONS_DIR)]
-c.ServerApp.contents_manager_class = "hub_service.contents.AtomicReplaceFileManager"
-c.ServerApp.jpserver_extensions = {"hub_service.extension": True}
+c.ServerApp.contents_manager_class = CONTENTS_MANAGER
+c.ServerApp.jpserver_extensions = {SAVE_EXTENSION: True}

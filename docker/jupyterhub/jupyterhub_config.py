@@ -1,5 +1,5 @@
 """JupyterHub config of the docker-compose stack (the local stack generates its own,
-``orchestrator.localstack.hub_config``; both use the same scopes, authenticator and
+``devstack.hub_config``; both use the same scopes, authenticator and
 extensions).
 
 Everything deployment-specific comes from the environment (see docker-compose.yml):
@@ -18,7 +18,7 @@ import json
 import os
 
 from hub_service.extension import NOTIFY_URL_ENV
-from orchestrator.localstack.hub_config import LAUNCH_AUTHENTICATOR, ORCHESTRATOR_SCOPES
+from hub_service.jupyterhub_contract import LAUNCH_AUTHENTICATOR, ORCHESTRATOR_SCOPES
 
 c = get_config()  # noqa: F821
 

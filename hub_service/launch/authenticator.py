@@ -21,7 +21,7 @@ from jupyterhub.auth import Authenticator
 from jupyterhub.handlers import BaseHandler
 from traitlets import Float, Unicode, default
 
-from hub_service.launch.codes import (
+from schemas.launch_codes import (
     LaunchClaims,
     LaunchCodeError,
     LaunchCodeVerifier,

@@ -6,19 +6,19 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from orchestrator.bus.lifecycle import confirmed_bus
-from orchestrator.db.apps import AppStore
-from orchestrator.db.commands import CommandStore
-from orchestrator.db.engine import create_schema, make_engine, make_sessionmaker
-from orchestrator.db.notebooks import NotebookStore
 from orchestrator.gateway import commands_api, event_stream, health, notebooks_api, openapi
 from orchestrator.gateway.auth import AUTH, AppKeyCache, authenticate
 from orchestrator.gateway.command_waiters import WAITERS, CommandWaiters
 from orchestrator.gateway.context import AMQP, APPS, COMMANDS, NOTEBOOKS, PUBLISHER, SETTINGS
 from orchestrator.gateway.embed_api import setup_embedding
-from orchestrator.gateway.errors import json_errors
 from orchestrator.gateway.middleware import correlation
-from orchestrator.settings import GatewaySettings
+from runtime.bus.lifecycle import confirmed_bus
+from runtime.db.apps import AppStore
+from runtime.db.commands import CommandStore
+from runtime.db.engine import create_schema, make_engine, make_sessionmaker
+from runtime.db.notebooks import NotebookStore
+from runtime.http_errors import json_errors
+from runtime.settings import GatewaySettings
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

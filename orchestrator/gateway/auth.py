@@ -19,9 +19,9 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from orchestrator.db.apps import AppIdentity, hash_key
 from orchestrator.gateway.context import REQUEST_APP
-from orchestrator.gateway.errors import ApiError
+from runtime.db.apps import AppIdentity, hash_key
+from runtime.http_errors import ApiError
 
 PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi", "/static/", "/docs")
 DEFAULT_MAX_ENTRIES = 10_000

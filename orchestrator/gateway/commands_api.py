@@ -12,9 +12,6 @@ import orjson
 import structlog
 from aiohttp import web
 
-from orchestrator.bus.publisher import PublishFailed
-from orchestrator.db.commands import IdempotencyConflict, NewCommand
-from orchestrator.db.models import CommandRecord, CommandStatus
 from orchestrator.gateway.command_waiters import WAITERS, wait_for
 from orchestrator.gateway.context import (
     COMMANDS,
@@ -23,9 +20,12 @@ from orchestrator.gateway.context import (
     correlation_id,
     current_app,
 )
-from orchestrator.gateway.errors import ApiError
 from orchestrator.gateway.validation import check_idempotency_key, parse_command, parse_wait
-from orchestrator.metrics import COMMANDS_ACCEPTED, COMMANDS_REJECTED, labelled
+from runtime.bus.publisher import PublishFailed
+from runtime.db.commands import IdempotencyConflict, NewCommand
+from runtime.db.models import CommandRecord, CommandStatus
+from runtime.http_errors import ApiError
+from runtime.metrics import COMMANDS_ACCEPTED, COMMANDS_REJECTED, labelled
 from schemas.commands import Command, CommandMessage
 from schemas.topology import (
     COMMANDS_EXCHANGE,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
-from orchestrator.bus.publisher import ConfirmedPublisher
-from orchestrator.db.apps import AppIdentity, AppStore
-from orchestrator.db.commands import CommandStore
-from orchestrator.db.notebooks import NotebookStore
-from orchestrator.settings import GatewaySettings
+from runtime.bus.publisher import ConfirmedPublisher
+from runtime.db.apps import AppIdentity, AppStore
+from runtime.db.commands import CommandStore
+from runtime.db.notebooks import NotebookStore
+from runtime.settings import GatewaySettings
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
 COMMANDS = web.AppKey("commands", CommandStore)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hub_service.launch.codes import LaunchLinkIssuer, launch_link_issuer
 from orchestrator.gateway.context import SETTINGS, current_app
-from orchestrator.gateway.errors import ApiError
 from orchestrator.gateway.validation import decode_json_object
+from runtime.http_errors import ApiError
 from schemas.commands import CommandType
+from schemas.launch_codes import LaunchLinkIssuer, launch_link_issuer
 from schemas.names import check_notebook_path, check_username
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"

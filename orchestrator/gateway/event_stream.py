@@ -20,9 +20,9 @@ from aiohttp import web
 
 from orchestrator.gateway.command_waiters import WAITERS
 from orchestrator.gateway.context import AMQP, correlation_id, current_app
-from orchestrator.gateway.errors import ApiError
 from orchestrator.gateway.middleware import CORRELATION_HEADER
 from orchestrator.gateway.validation import invalid_parameter
+from runtime.http_errors import ApiError
 from schemas.events import EventKind
 from schemas.names import check_username
 from schemas.topology import EVENTS_EXCHANGE

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator.db.notebooks import StoredVersion
 from orchestrator.gateway.context import NOTEBOOKS, current_app
-from orchestrator.gateway.errors import ApiError
 from orchestrator.gateway.validation import invalid_parameter
+from runtime.db.notebooks import StoredVersion
+from runtime.http_errors import ApiError
 from schemas.names import check_notebook_path, check_username
 
 routes = web.RouteTableDef()

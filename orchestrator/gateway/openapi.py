@@ -20,7 +20,7 @@ from orchestrator.gateway.middleware import CORRELATION_HEADER
 from orchestrator.gateway.openapi_models import RESPONSE_MODELS
 from orchestrator.gateway.openapi_paths import api_paths
 from orchestrator.gateway.validation import IDEMPOTENCY_KEY_PATTERN
-from orchestrator.settings import GatewaySettings
+from runtime.settings import GatewaySettings
 from schemas.commands import COMMAND_ADAPTER
 from schemas.names import MAX_PATH_LENGTH, USERNAME_PATTERN
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.db.models import CommandStatus
+from runtime.db.models import CommandStatus
 from schemas.commands import CommandType
 
 

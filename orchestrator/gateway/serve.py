@@ -9,7 +9,7 @@ import structlog
 from aiohttp import web
 
 from orchestrator.gateway.app import create_app
-from orchestrator.settings import GatewaySettings
+from runtime.settings import GatewaySettings
 
 log = structlog.get_logger(__name__)
 

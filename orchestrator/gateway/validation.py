@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from orchestrator.gateway.errors import ApiError
+from runtime.http_errors import ApiError
 from schemas.commands import COMMAND_ADAPTER, Command, CommandType
 
 COMMAND_TYPES = tuple(t.value for t in CommandType)

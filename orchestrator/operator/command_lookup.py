@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from orchestrator.db.commands import CommandStore
-from orchestrator.db.engine import make_engine, make_sessionmaker
-from orchestrator.db.models import CommandRecord
-from orchestrator.logging import redact_text
-from orchestrator.settings import CommonSettings
+from runtime.db.commands import CommandStore
+from runtime.db.engine import make_engine, make_sessionmaker
+from runtime.db.models import CommandRecord
+from runtime.logs import redact_text
+from runtime.settings import CommonSettings
 
 _FIELDS = (
     "id",

@@ -25,13 +25,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.bus.connection import connect
-from orchestrator.bus.publisher import ConfirmedPublisher
-from orchestrator.bus.topology import declare_topology
-from orchestrator.cli import print_rows
-from orchestrator.db.engine import create_schema, make_engine, make_sessionmaker
-from orchestrator.db.models import CommandRecord, CommandStatus
-from orchestrator.settings import CommonSettings
+from orchestrator.operator.tables import print_rows
+from runtime.bus.connection import connect
+from runtime.bus.publisher import ConfirmedPublisher
+from runtime.bus.topology import declare_topology
+from runtime.db.engine import create_schema, make_engine, make_sessionmaker
+from runtime.db.models import CommandRecord, CommandStatus
+from runtime.settings import CommonSettings
 from schemas import topology as t
 from schemas.commands import utcnow
 

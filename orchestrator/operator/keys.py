@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.cli import print_rows
-from orchestrator.db.apps import AppStore
-from orchestrator.db.engine import create_schema, make_engine, make_sessionmaker
-from orchestrator.settings import CommonSettings
+from orchestrator.operator.tables import print_rows
+from runtime.db.apps import AppStore
+from runtime.db.engine import create_schema, make_engine, make_sessionmaker
+from runtime.settings import CommonSettings
 from schemas.commands import CommandType
 
 

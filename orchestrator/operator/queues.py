@@ -12,9 +12,9 @@ from typing import Any
 
 import aiohttp
 
-from orchestrator.cli import print_rows
-from orchestrator.logging import redact_text
-from orchestrator.settings import OperatorSettings
+from orchestrator.operator.tables import print_rows
+from runtime.logs import redact_text
+from runtime.settings import OperatorSettings
 from schemas import topology as t
 
 _QUEUE_COLUMNS = (

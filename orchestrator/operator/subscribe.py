@@ -21,9 +21,9 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from orchestrator.bus.connection import connect
-from orchestrator.bus.topology import declare_events_exchange
-from orchestrator.settings import CommonSettings
+from runtime.bus.connection import connect
+from runtime.bus.topology import declare_events_exchange
+from runtime.settings import CommonSettings
 from schemas.events import EventKind
 
 KNOWN_KINDS = tuple(kind.value for kind in EventKind)

@@ -10,7 +10,7 @@ import aiohttp
 from playwright.async_api import Browser, FrameLocator, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from orchestrator.localstack.stack import LocalStack
+from devstack.stack import LocalStack
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "embedding"
 SPAWN_TIMEOUT_MS = 180_000

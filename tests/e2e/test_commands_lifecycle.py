@@ -10,8 +10,7 @@ import aiohttp
 import pytest
 
 from consumers.notebook_codec import canonicalise
-from orchestrator.localstack.stack import LocalStack
-from tests.command_client import (
+from devstack.command_client import (
     CommandClient,
     JupyterFiles,
     cell_sources,
@@ -19,6 +18,7 @@ from tests.command_client import (
     version_store,
     versions_of,
 )
+from devstack.stack import LocalStack
 
 SPAWN_TIMEOUT = 180
 

@@ -8,8 +8,8 @@ import uuid
 import aiohttp
 
 from consumers.notebook_codec import canonicalise
-from orchestrator.localstack.stack import LocalStack
-from tests.command_client import CommandClient, JupyterFiles, notebook_with
+from devstack.command_client import CommandClient, JupyterFiles, notebook_with
+from devstack.stack import LocalStack
 
 USERS = 5  # spread over 4 partitions, which the stack's two consumers share
 COMMANDS_PER_USER = 6

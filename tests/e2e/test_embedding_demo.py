@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import Browser, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from orchestrator.localstack.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.e2e.embedding_steps import (
     EVENT_TIMEOUT_MS,
     cell_sources,

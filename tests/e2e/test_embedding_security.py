@@ -21,8 +21,8 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, ConsoleMessage
 
-from hub_service.launch.codes import issue_launch_code
-from orchestrator.localstack.stack import LocalStack
+from devstack.stack import LocalStack
+from schemas.launch_codes import issue_launch_code
 from tests.e2e.embedding_steps import (
     SPAWN_TIMEOUT_MS,
     cell_sources,

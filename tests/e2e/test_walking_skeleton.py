@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from orchestrator.localstack.stack import LocalStack
+from devstack.stack import LocalStack
 
 
 async def test_ensure_user_end_to_end(

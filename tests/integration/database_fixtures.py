@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.db.engine import create_schema, make_engine, make_sessionmaker
-from orchestrator.localstack.postgres import POSTGRES_ROOT, PostgresServer
+from devstack.postgres import POSTGRES_ROOT, PostgresServer
+from runtime.db.engine import create_schema, make_engine, make_sessionmaker
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -38,7 +38,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
 def fresh_database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """URL of a new, empty database on ``backend`` (``sqlite`` or ``postgresql``)."""
     if backend == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'orchestrator.db'}"
+        return f"sqlite+aiosqlite:///{tmp_path / 'runtime.db'}"
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return server.create_database(f"t_{uuid.uuid4().hex[:16]}")
 

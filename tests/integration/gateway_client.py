@@ -9,11 +9,11 @@ from typing import Any
 import aio_pika
 import aiohttp
 
-from orchestrator.bus.publisher import ConfirmedPublisher
-from orchestrator.db.commands import CommandStore
-from orchestrator.db.engine import make_engine, make_sessionmaker
-from orchestrator.db.models import CommandStatus
-from orchestrator.localstack.stack import LocalStack
+from devstack.stack import LocalStack
+from runtime.bus.publisher import ConfirmedPublisher
+from runtime.db.commands import CommandStore
+from runtime.db.engine import make_engine, make_sessionmaker
+from runtime.db.models import CommandStatus
 from schemas.commands import CommandType
 from schemas.events import CommandSucceeded, EventKind, make_event
 from schemas.topology import HEADER_COMMAND_ID, Partitioning

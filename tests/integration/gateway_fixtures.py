@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from orchestrator.localstack.stack import LocalStack, StackOptions
+from devstack.stack import LocalStack, StackOptions
 from tests.integration.gateway_client import (
     AUTH_CACHE_SECONDS,
     MAX_BODY_BYTES,

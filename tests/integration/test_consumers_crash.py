@@ -16,14 +16,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from orchestrator.localstack.stack import LocalStack, StackOptions
-from tests.command_client import (
+from devstack.command_client import (
     CommandClient,
     JupyterFiles,
     cell_sources,
     notebook_with,
     versions_of,
 )
+from devstack.stack import LocalStack, StackOptions
 
 SPAWN_PENDING_TIMEOUT = 60
 

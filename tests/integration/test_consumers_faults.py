@@ -18,10 +18,10 @@ import aio_pika
 import aiohttp
 import pytest
 
-from orchestrator.localstack.fault_proxy import FaultProxy, FaultRule
-from orchestrator.localstack.stack import LocalStack, StackOptions
+from devstack.command_client import CommandClient
+from devstack.fault_proxy import FaultProxy, FaultRule
+from devstack.stack import LocalStack, StackOptions
 from schemas import topology as t
-from tests.command_client import CommandClient
 
 Faulty = tuple[LocalStack, FaultProxy]
 

@@ -15,7 +15,7 @@ import aio_pika
 import aiohttp
 import pytest
 
-from orchestrator.localstack.stack import LocalStack
+from devstack.stack import LocalStack
 from schemas.topology import HEADER_CORRELATION_ID
 from tests.integration.gateway_client import (
     AUTH_CACHE_SECONDS,

@@ -15,8 +15,8 @@ from typing import Any
 
 import aiohttp
 
+from devstack.stack import LocalStack
 from orchestrator.gateway.commands_api import RECHECK_SECONDS
-from orchestrator.localstack.stack import LocalStack
 from tests.integration.gateway_client import (
     announce_success,
     bearer,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.localstack.stack import LocalStack, StackOptions
+from devstack.stack import LocalStack, StackOptions
 
 pytestmark = pytest.mark.slow
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"

@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 from sqlmodel import col, select
 
-from orchestrator.db.engine import make_engine, make_sessionmaker
-from orchestrator.db.models import CommandRecord, CommandStatus
-from orchestrator.localstack.stack import LocalStack, StackOptions
+from devstack.stack import LocalStack, StackOptions
+from runtime.db.engine import make_engine, make_sessionmaker
+from runtime.db.models import CommandRecord, CommandStatus
 from tests.integration.gateway_client import bus_messages, post_command
 
 pytestmark = pytest.mark.slow

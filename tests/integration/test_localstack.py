@@ -13,9 +13,9 @@ from pathlib import Path
 import aio_pika
 import psutil
 
-from orchestrator.localstack.broker import RabbitMQBroker
-from orchestrator.localstack.hub import HubConfig, JupyterHubProcess
-from orchestrator.localstack.stack import LocalStack, StackOptions
+from devstack.broker import RabbitMQBroker
+from devstack.hub import HubConfig, JupyterHubProcess
+from devstack.stack import LocalStack, StackOptions
 
 APP_ORIGIN = "http://127.0.0.1:9999"
 SERVICE_TOKEN = "localstack-test-service-token"

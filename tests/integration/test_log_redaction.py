@@ -24,8 +24,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.localstack.process import ManagedProcess
-from orchestrator.localstack.stack import LocalStack
+from devstack.process import ManagedProcess
+from devstack.stack import LocalStack
 
 LOG_DEADLINE_SECONDS = 60.0
 

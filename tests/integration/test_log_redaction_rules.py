@@ -1,4 +1,4 @@
-"""The redaction rules of ``orchestrator.logging`` on a real structlog + stdlib pipeline
+"""The redaction rules of ``runtime.logs`` on a real structlog + stdlib pipeline
 (one process configured as every orchestrator process is, writing JSON to stderr)."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import json
 import subprocess
 import sys
 
-from orchestrator.logging import REDACTED, redact_text
+from runtime.logs import REDACTED, redact_text
 
 _LOGGING_PROCESS = r"""
 import logging, structlog
-from orchestrator.logging import configure_logging
+from runtime.logs import configure_logging
 
 configure_logging("redaction-test", json=True)
 log = structlog.get_logger("t")
@@ -50,7 +50,7 @@ def test_every_secret_shape_is_redacted_and_ids_stay() -> None:
 
 _ODD_VALUES_PROCESS = r"""
 import structlog
-from orchestrator.logging import configure_logging
+from runtime.logs import configure_logging
 
 configure_logging("odd-values", json=True)
 structlog.get_logger("t").info("odd", big=2**80, by_number={1: "one"}, text="grüße")

@@ -14,9 +14,9 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from orchestrator.db.engine import create_schema, make_engine
-from orchestrator.db.migrations import alembic_config, current_revision, head_revision
-from orchestrator.db.migrations.versions import r0004_drop_unused_command_indexes as r0004
+from runtime.db.engine import create_schema, make_engine
+from runtime.db.migrations import alembic_config, current_revision, head_revision
+from runtime.db.migrations.versions import r0004_drop_unused_command_indexes as r0004
 
 pytest_plugins = ["tests.integration.database_fixtures"]
 TABLES_AFTER_0001 = {"spawn_slot"}
@@ -28,8 +28,8 @@ TABLES = {"app", "app_key", "command", "notebook", "notebook_blob", "notebook_ve
 # Imports first, then waits for "go" on stdin, so that all processes migrate at once.
 _MIGRATING_PROCESS = """
 import asyncio, sys
-from orchestrator.db.engine import create_schema, make_engine
-from orchestrator.db.migrations import current_revision
+from runtime.db.engine import create_schema, make_engine
+from runtime.db.migrations import current_revision
 
 async def main(url):
     engine = make_engine(url)

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from orchestrator.localstack.stack import LocalStack
+from devstack.stack import LocalStack
 from schemas import topology as t
 
 STATS_DEADLINE_SECONDS = 60.0  # the broker samples queue statistics every 5 s

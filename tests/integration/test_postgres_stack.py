@@ -12,8 +12,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from orchestrator.localstack.postgres import PostgresServer
-from orchestrator.localstack.stack import LocalStack, StackOptions
+from devstack.postgres import PostgresServer
+from devstack.stack import LocalStack, StackOptions
 
 pytest_plugins = ["tests.integration.database_fixtures"]
 

@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.db.apps import AppStore
-from orchestrator.db.commands import CommandStore, IdempotencyConflict
-from orchestrator.db.models import CommandRecord, CommandStatus, NotebookBlob
-from orchestrator.db.notebooks import NotebookStore
+from runtime.db.apps import AppStore
+from runtime.db.commands import CommandStore, IdempotencyConflict
+from runtime.db.models import CommandRecord, CommandStatus, NotebookBlob
+from runtime.db.notebooks import NotebookStore
 
 pytest_plugins = ["tests.integration.database_fixtures"]
 Sessions = async_sessionmaker[AsyncSession]

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.localstack.reliability.bad_input import bad_input
-from orchestrator.localstack.reliability.harness import RunningStack, running_stack
+from devstack.reliability.bad_input import bad_input
+from devstack.reliability.harness import RunningStack, running_stack
 
 
 @pytest.fixture(scope="module")

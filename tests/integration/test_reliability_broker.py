@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.localstack.reliability.harness import RunningStack, running_stack
-from orchestrator.localstack.reliability.steady_load import broker_restart_under_load
+from devstack.reliability.harness import RunningStack, running_stack
+from devstack.reliability.steady_load import broker_restart_under_load
 
 
 @pytest.fixture(scope="module")

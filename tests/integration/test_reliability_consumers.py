@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.localstack.reliability.harness import RunningStack, running_stack
-from orchestrator.localstack.reliability.process_faults import consumer_kills_under_load
+from devstack.reliability.harness import RunningStack, running_stack
+from devstack.reliability.process_faults import consumer_kills_under_load
 
 
 @pytest.fixture(scope="module")

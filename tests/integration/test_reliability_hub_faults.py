@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.localstack.reliability.harness import RunningStack, running_stack
-from orchestrator.localstack.reliability.hub_faults import hub_faults
+from devstack.reliability.harness import RunningStack, running_stack
+from devstack.reliability.hub_faults import hub_faults
 
 
 @pytest.fixture(scope="module")

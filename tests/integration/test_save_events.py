@@ -25,7 +25,7 @@ import pytest
 
 from consumers.hub_client import HubClient
 from consumers.notebook_codec import canonicalise, empty_notebook
-from orchestrator.localstack.stack import LocalStack, StackOptions
+from devstack.stack import LocalStack, StackOptions
 from orchestrator.operator.subscribe import EventSubscription, ReceivedEvent, subscribe_events
 from schemas.export import event_schema_name, load_schema
 

@@ -7,7 +7,7 @@ import asyncio
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.db.spawn_slots import SpawnSlots
+from runtime.db.spawn_slots import SpawnSlots
 
 pytest_plugins = ["tests.integration.database_fixtures"]
 

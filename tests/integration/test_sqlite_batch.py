@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from orchestrator.db.commands import _TABLE, CommandStore, NewCommand
-from orchestrator.db.engine import create_schema, make_engine, make_sessionmaker
-from orchestrator.db.sqlite_batch import SqliteBatchInserter
+from runtime.db.commands import _TABLE, CommandStore, NewCommand
+from runtime.db.engine import create_schema, make_engine, make_sessionmaker
+from runtime.db.sqlite_batch import SqliteBatchInserter
 
 
 def _row(user: str) -> dict[str, object]:

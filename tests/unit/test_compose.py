@@ -17,11 +17,12 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from devstack.broker import QUORUM_WAL_LIMIT
+from devstack.demo.settings import DemoSettings
+from devstack.stack import LocalStack
 from hub_service.extension import NOTIFY_URL_ENV
-from orchestrator import settings as settings_module
-from orchestrator.localstack.broker import QUORUM_WAL_LIMIT
-from orchestrator.localstack.hub_config import LAUNCH_AUTHENTICATOR
-from orchestrator.localstack.stack import LocalStack
+from hub_service.jupyterhub_contract import LAUNCH_AUTHENTICATOR
+from runtime import settings as settings_module
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -38,7 +39,7 @@ PROCESS_SETTINGS: dict[str, list[type[BaseSettings]]] = {
     "gateway": [S.GatewaySettings],
     "consumer-0": [S.ConsumerSettings],
     "consumer-1": [S.ConsumerSettings],
-    "demo": [S.DemoSettings, S.CommonSettings],  # the demo also issues its key (keys)
+    "demo": [DemoSettings, S.CommonSettings],  # the demo also issues its key (keys)
 }
 ORCH_NAME = re.compile(r"\bORCH_[A-Z0-9_]+\b")
 
@@ -56,7 +57,9 @@ def all_settings_names() -> set[str]:
         for _name, cls in inspect.getmembers(settings_module, inspect.isclass)
         if issubclass(cls, BaseSettings) and cls.__module__ == settings_module.__name__
     ]
-    return set().union(*(env_names(cls) for cls in classes)) | {NOTIFY_URL_ENV}
+    return (
+        set().union(*(env_names(cls) for cls in [*classes, DemoSettings])) | {NOTIFY_URL_ENV}
+    )
 
 
 def compose() -> dict[str, Any]:

@@ -16,7 +16,7 @@ from consumers.errors import InvalidNotebook, NotFoundError
 from consumers.handlers import HANDLERS, Outcome, Ports
 from consumers.hub_client import ServerState
 from consumers.notebook_codec import canonicalise, empty_notebook
-from orchestrator.db.notebooks import StoredVersion
+from runtime.db.notebooks import StoredVersion
 from schemas import commands as c
 from schemas.events import EventKind
 

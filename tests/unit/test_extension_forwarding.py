@@ -17,10 +17,10 @@ import pytest
 from aiohttp import web
 from jupyter_server.services.contents.filemanager import AsyncFileContentsManager
 
+from devstack.ports import free_port
 from hub_service.extension import CONTENTS_SCHEMA_ID, ContentsEventForwarder, change_from_event
 from hub_service.notify_queue import Backoff
 from hub_service.notify_sender import NotificationSender, SenderConfig
-from orchestrator.localstack.ports import free_port
 from schemas.notifications import ContentsAction
 
 TOKEN = "server-token-for-tests"

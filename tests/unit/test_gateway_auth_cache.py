@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from orchestrator.db.apps import AppIdentity
 from orchestrator.gateway.auth import AppKeyCache
+from runtime.db.apps import AppIdentity
 
 APP = AppIdentity("app-a", None, None)
 

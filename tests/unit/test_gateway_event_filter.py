@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from orchestrator.gateway.errors import ApiError
 from orchestrator.gateway.event_stream import (
     STREAM_QUEUE_SIZE,
     EventBroadcaster,
     Subscription,
     parse_kinds,
 )
+from runtime.http_errors import ApiError
 from schemas.commands import CommandType
 from schemas.events import CommandSucceeded, EventKind, NotebookDeleted, make_event, utcnow
 

@@ -9,7 +9,7 @@ from jsonschema import Draft202012Validator
 
 from orchestrator.gateway.app import create_app
 from orchestrator.gateway.openapi import build_openapi
-from orchestrator.settings import GatewaySettings
+from runtime.settings import GatewaySettings
 from schemas.commands import CommandType
 from schemas.names import USERNAME_PATTERN
 

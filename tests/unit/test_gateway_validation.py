@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.gateway.errors import ApiError
 from orchestrator.gateway.middleware import choose_correlation_id
 from orchestrator.gateway.validation import check_idempotency_key, parse_command, parse_wait
+from runtime.http_errors import ApiError
 
 
 def _error(exc: ApiError) -> dict[str, Any]:

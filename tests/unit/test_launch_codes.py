@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from hub_service.launch.codes import (
+from schemas.launch_codes import (
     ExpiredLaunchCode,
     ForgedLaunchCode,
     LaunchCodeVerifier,

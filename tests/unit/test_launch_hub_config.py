@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orchestrator.localstack.hub_config import (
-    CONTENTS_MANAGER,
-    LAUNCH_AUTHENTICATOR,
+from devstack.hub_config import (
     HubConfig,
     HubPorts,
     render_hub_config,
     render_singleuser_config,
 )
+from hub_service.jupyterhub_contract import CONTENTS_MANAGER, LAUNCH_AUTHENTICATOR
 
 ORIGIN = "http://127.0.0.1:8050"
 

@@ -1,0 +1,21 @@
+"""``python -m devstack`` (what ``make run`` runs): the whole stack on loopback until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from devstack.dev import run_dev
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options and run the stack in the foreground."""
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument("--state-dir", default=".state/dev")
+    parser.add_argument("--consumers", type=int, default=2)
+    args = parser.parse_args(argv)
+    return run_dev(args.state_dir, consumers=args.consumers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""A private, throwaway RabbitMQ broker on loopback ports, run from the Debian package."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from devstack.ports import free_port, start_retrying_ports, wait_for_http
+from devstack.process import ManagedProcess, StartupError
+
+RABBITMQ_SCRIPTS = Path("/usr/lib/rabbitmq/bin")
+ENABLED_PLUGINS = "[rabbitmq_management,rabbitmq_prometheus,rabbitmq_consistent_hash_exchange].\n"
+_GRACEFUL_STOP_SECONDS = 60.0
+_NODE_CHECK_SECONDS = 0.2
+
+
+class RabbitMQBroker:
+    """One RabbitMQ node with management and Prometheus, all state under ``state_dir/rabbitmq``.
+
+    Ports are chosen once, at construction, and kept for the object's lifetime, so
+    ``restart`` brings the same node (same name, ports and data) back: durable queues
+    and persistent messages survive it. ``stop`` is a fast teardown that also deletes
+    the data. The node runs its own epmd on a private port, started and ended here.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.base_dir = state_dir.resolve() / "rabbitmq"
+        self.pid_file = self.base_dir / "rabbitmq.pid"
+        self.mnesia_dir = self.base_dir / "mnesia"
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
+        """Pick the node's ports (and so its name) and build its processes around them."""
+        self.amqp_port = free_port()
+        self.management_port = free_port()
+        self.prometheus_port = free_port()
+        self.dist_port = free_port()
+        self.epmd_port = free_port()
+        self.node_name = f"orch-{self.amqp_port}@localhost"
+        self._epmd = ManagedProcess(
+            "epmd",
+            [_epmd_binary(), "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+            log_path=self.base_dir / "epmd.log",
+            env=self.env(),
+        )
+        self._server = ManagedProcess(
+            "rabbitmq-server",
+            [str(RABBITMQ_SCRIPTS / "rabbitmq-server")],
+            log_path=self.base_dir / "rabbitmq-server.log",
+            env=self.env(),
+            cwd=self.base_dir,
+        )
+
+    @property
+    def amqp_url(self) -> str:
+        """AMQP URL with the loopback-only default ``guest`` user."""
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
+
+    @property
+    def management_url(self) -> str:
+        """Base URL of the management HTTP API and UI (``guest``/``guest``)."""
+        return f"http://127.0.0.1:{self.management_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        """Base URL of the Prometheus plugin; metrics are at ``/metrics``."""
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def log_path(self) -> Path:
+        """The file holding the broker's console output."""
+        return self._server.log_path
+
+    def env(self) -> dict[str, str]:
+        """Environment for ``rabbitmq-server``/``rabbitmqctl``/``rabbitmq-diagnostics`` calls.
+
+        It isolates the node completely from ``/etc/rabbitmq`` and from other nodes.
+        """
+        base = self.base_dir
+        return {
+            **os.environ,
+            "HOME": str(base / "home"),
+            "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
+            "RABBITMQ_BASE": str(base),
+            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(self.mnesia_dir),
+            "RABBITMQ_LOG_BASE": str(base / "log"),
+            "RABBITMQ_PID_FILE": str(self.pid_file),
+            "RABBITMQ_NODENAME": self.node_name,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.amqp_port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+
+    def start(self, timeout: float = 60) -> None:
+        """Start epmd and the node, and return once the management API answers.
+
+        A port taken by another process in the meantime makes the node start again
+        on new ports (``amqp_url`` and the others change). Raises ``StartupError``
+        (naming the log file) if the node fails or is too slow; the half-started
+        processes are then ended.
+        """
+        start_retrying_ports(lambda: self._start_once(timeout), self._choose_ports)
+
+    def _start_once(self, timeout: float) -> None:
+        self._write_files()
+        deadline = time.monotonic() + timeout
+        try:
+            if not self._epmd.is_running():
+                self._epmd.start()
+                _wait_for_tcp(self._epmd, self.epmd_port, timeout)
+            self._start_server(deadline)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop_broker_only(self) -> None:
+        """Stop the node gracefully (SIGTERM → clean shutdown), keeping ports, epmd and data."""
+        self._server.stop(timeout=_GRACEFUL_STOP_SECONDS)
+
+    def start_again(self, timeout: float = 60) -> None:
+        """Start the node stopped by ``stop_broker_only`` with the same name, ports and data."""
+        self._start_server(time.monotonic() + timeout)
+
+    def restart(self, timeout: float = 60) -> None:
+        """Stop the node gracefully and start it again; durable state survives."""
+        self.stop_broker_only()
+        self.start_again(timeout)
+
+    def stop(self) -> None:
+        """Fast teardown: SIGKILL the node's process tree and its epmd, delete its data."""
+        self._server.stop(timeout=0)
+        self._epmd.stop(timeout=0)
+        shutil.rmtree(self.mnesia_dir, ignore_errors=True)
+
+    def process_ids(self) -> list[int]:
+        """PIDs of every process that belongs to this broker right now (node tree and epmd)."""
+        return [*self._server.process_ids(), *self._epmd.process_ids()]
+
+    def _start_server(self, deadline: float) -> None:
+        self.pid_file.unlink(missing_ok=True)
+        self._server.start()
+        self._rabbitmqctl_wait(deadline)
+        wait_for_http(
+            f"{self.management_url}/api/overview",
+            max(1.0, deadline - time.monotonic()),
+            process=self._server,
+            expect_status=200,
+            headers={"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="},  # guest:guest
+            proof=self.node_name,  # this node answered, not another on a reused port
+        )
+
+    def _rabbitmqctl_wait(self, deadline: float) -> None:
+        """``rabbitmqctl wait`` for the node, given up as soon as the node itself exits
+        (it then never writes the PID file the wait is for)."""
+        seconds = max(1, int(deadline - time.monotonic()))
+        command = [
+            str(RABBITMQ_SCRIPTS / "rabbitmqctl"),
+            "wait",
+            str(self.pid_file),
+            "--timeout",
+            str(seconds),
+        ]
+        with subprocess.Popen(
+            command,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as waiter:
+            hard_deadline = time.monotonic() + seconds + 15
+            while True:
+                try:
+                    output, _ = waiter.communicate(timeout=_NODE_CHECK_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    if not self._server.is_running():
+                        waiter.kill()
+                        waiter.communicate()
+                        raise self._server.startup_error("exited while booting") from None
+                    if time.monotonic() >= hard_deadline:
+                        waiter.kill()
+                        waiter.communicate()
+                        raise self._server.startup_error("rabbitmqctl wait hung") from None
+        if waiter.returncode != 0:
+            raise self._server.startup_error(f"did not boot (rabbitmqctl wait: {output.strip()})")
+
+    def _write_files(self) -> None:
+        (self.base_dir / "home").mkdir(parents=True, exist_ok=True)
+        cookie = self.base_dir / "home" / ".erlang.cookie"
+        if not cookie.exists():
+            # Written up front so the server and the CLI never race to create it.
+            cookie.write_text(secrets.token_hex(20))
+            cookie.chmod(0o400)
+        (self.base_dir / "log").mkdir(exist_ok=True)
+        (self.base_dir / "rabbitmq-env.conf").write_text("")
+        (self.base_dir / "enabled_plugins").write_text(ENABLED_PLUGINS)
+        (self.base_dir / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
+            f"management.tcp.ip = 127.0.0.1\n"
+            f"management.tcp.port = {self.management_port}\n"
+            f"prometheus.tcp.ip = 127.0.0.1\n"
+            f"prometheus.tcp.port = {self.prometheus_port}\n"
+            f"{QUORUM_WAL_LIMIT}\n"
+        )
+
+
+# Quorum queues keep the write-ahead log's data in memory until the WAL file reaches
+# this size (default 512 MiB): the broker's memory grew steadily under the soak.
+# 32 MB, as RabbitMQ's persistence guide suggests, bounds it (docs/RELIABILITY.md).
+QUORUM_WAL_LIMIT = "raft.wal_max_size_bytes = 32000000"
+
+
+def _epmd_binary() -> str:
+    found = shutil.which("epmd")
+    if found is None:
+        candidates = sorted(Path("/usr/lib/erlang").glob("erts-*/bin/epmd"))
+        if not candidates:
+            raise StartupError("epmd not found: is the rabbitmq-server package installed?")
+        return str(candidates[-1])
+    return found
+
+
+def _wait_for_tcp(process: ManagedProcess, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            pass
+        if not process.is_running():
+            raise process.startup_error(f"exited before listening on {port}")
+        if time.monotonic() >= deadline:
+            raise process.startup_error(f"did not listen on {port}")
+        time.sleep(0.05)

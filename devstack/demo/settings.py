@@ -1,0 +1,25 @@
+"""Settings of the demo host app, read from ``ORCH_DEMO_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DemoSettings(BaseSettings):
+    """The demo host app (``orchestrator demo``): an app with its own key, on its own origin.
+
+    ``gateway_url`` is where the demo server calls the gateway (its key stays server-side);
+    ``gateway_public_url`` is where the browser loads the bridge module from.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ORCH_DEMO_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8050
+    app_key: SecretStr = SecretStr("")
+    gateway_url: str = "http://127.0.0.1:8040"
+    gateway_public_url: str | None = None
+    users: list[str] = Field(default_factory=lambda: ["demo-alice", "demo-bob"])
+    command_timeout_seconds: float = 240.0
+    log_json: bool | None = None

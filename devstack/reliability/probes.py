@@ -1,0 +1,168 @@
+"""Probes into a running local stack for the reliability scenarios.
+
+Memory (RSS) of each process group, queue depths from the management API, messages
+published straight onto a queue and read back from the dead-letter queue, and
+Prometheus counters scraped from ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Any
+
+import aio_pika
+import aiohttp
+import psutil
+
+from devstack.process import snapshot_tree
+from schemas.topology import DEAD_LETTER_QUEUE
+
+_GUEST = {"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="}  # guest:guest, loopback only
+
+
+def tree_rss(pids: Iterable[int]) -> int:
+    """Resident memory (bytes) of the processes ``pids`` and all their descendants."""
+    total = 0
+    for process in snapshot_tree(pids):
+        try:
+            total += int(process.memory_info().rss)
+        except psutil.Error:
+            continue
+    return total
+
+
+@dataclass
+class MemorySeries:
+    """RSS samples per process group (name → [(monotonic time, bytes)])."""
+
+    samples: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+
+    def sample(self, groups: Mapping[str, Callable[[], list[int]]]) -> None:
+        """Record one sample for every group; each group names a function giving its PIDs."""
+        now = time.monotonic()
+        for name, pids in groups.items():
+            self.samples.setdefault(name, []).append((now, tree_rss(pids())))
+
+    def growth(self, warmup_fraction: float = 0.25) -> dict[str, float]:
+        """Relative RSS growth per group: last sample vs. the median just after warm-up.
+
+        The baseline is the median of the samples in the window that follows the warm-up
+        (a quarter of the samples long), so one outlier does not decide it.
+        """
+        result: dict[str, float] = {}
+        for name, series in self.samples.items():
+            values = [rss for _, rss in series]
+            if len(values) < 4:
+                continue
+            start = int(len(values) * warmup_fraction)
+            window = values[start : start + max(1, len(values) // 4)]
+            baseline = median(window)
+            result[name] = (values[-1] - baseline) / baseline if baseline else 0.0
+        return result
+
+    def quarters_mib(self) -> dict[str, list[int]]:
+        """RSS (MiB) of each group at the end of each quarter of the run: the trend."""
+        result: dict[str, list[int]] = {}
+        for name, series in self.samples.items():
+            if series:
+                points = [max(0, len(series) * q // 4 - 1) for q in (1, 2, 3, 4)]
+                result[name] = [round(series[i][1] / 2**20) for i in points]
+        return result
+
+
+async def queue_depths(management_url: str) -> dict[str, int]:
+    """Ready + unacked messages per queue, from the RabbitMQ management API."""
+    async with (
+        aiohttp.ClientSession(headers=_GUEST, timeout=aiohttp.ClientTimeout(total=10)) as http,
+        http.get(f"{management_url}/api/queues?columns=name,messages") as response,
+    ):
+        response.raise_for_status()
+        queues: list[dict[str, Any]] = await response.json()
+    return {q["name"]: int(q.get("messages") or 0) for q in queues}
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """A message to publish straight onto a queue, bypassing the gateway."""
+
+    body: bytes
+    message_id: str
+    headers: dict[str, Any] = field(default_factory=dict)
+
+
+async def publish_raw(amqp_url: str, queue: str, messages: Iterable[RawMessage]) -> None:
+    """Publish ``messages`` persistently to ``queue`` via the default exchange, confirmed."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        for message in messages:
+            await channel.default_exchange.publish(
+                aio_pika.Message(
+                    message.body,
+                    headers=message.headers,
+                    message_id=message.message_id,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                routing_key=queue,
+            )
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message taken from the dead-letter queue."""
+
+    message_id: str | None
+    headers: dict[str, Any]
+    body: bytes
+
+
+async def take_dead_letters(
+    amqp_url: str, wanted: Iterable[str], *, within: float
+) -> dict[str, DeadLetter]:
+    """Take (ack) dead letters until all ``wanted`` message ids were seen, or ``within`` s.
+
+    Returns the wanted ones found; other dead letters are taken too and dropped.
+    """
+    missing = set(wanted)
+    found: dict[str, DeadLetter] = {}
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(DEAD_LETTER_QUEUE, ensure=True)
+        deadline = time.monotonic() + within
+        while missing and time.monotonic() < deadline:
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                await asyncio.sleep(0.2)  # nothing queued yet: the consumers are still at it
+                continue
+            await message.ack()
+            if message.message_id in missing:
+                missing.discard(message.message_id)
+                found[message.message_id] = DeadLetter(
+                    message.message_id, dict(message.headers or {}), message.body
+                )
+    return found
+
+
+async def prometheus_counter(url: str, name: str) -> float | None:
+    """Sum of all samples of counter ``name`` at ``url`` (a ``/metrics`` page); None if absent."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+            http.get(url) as response,
+        ):
+            if response.status != 200:
+                return None
+            text = await response.text()
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    total, seen = 0.0, False
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+            seen = True
+    return total if seen else None

@@ -1,0 +1,304 @@
+"""The whole orchestrator stack on loopback: one implementation for ``make run``,
+the test fixtures and the benchmarks.
+
+Starts, under ``state_dir``: a private RabbitMQ, a JupyterHub (which itself starts the
+hub service), the gateway and N consumers, each on free ports, and waits for each
+to be ready. :meth:`LocalStack.stop` ends every process it started, by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.broker import RabbitMQBroker
+from devstack.hub import JupyterHubProcess
+from devstack.hub_config import HubConfig, NotifyServiceSpec
+from devstack.ports import free_port, start_retrying_ports, wait_for_http
+from devstack.process import ManagedProcess, StartupError
+from hub_service.jupyterhub_contract import SAVE_EXTENSION
+from hub_service.labextension.build import LABEXTENSIONS_DIR, build_labextension
+
+SERVICE_NAME = "orchestrator"
+NOTIFY_SERVICE_NAME = "orchestrator-notify"
+
+
+@dataclass
+class StackOptions:
+    """What to start and how it is tuned."""
+
+    consumers: int = 1
+    partitions: int = 4
+    app_origins: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8050"])
+    concurrent_spawn_limit: int = 100
+    spawn_concurrency: int = 4
+    hub_service: bool = True
+    hub: bool = True  # False: broker + gateway (+ consumers) only, e.g. gateway tests/benches
+    hub_extra_config: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    hub_api_url_override: str | None = None  # e.g. a fault proxy in front of the Hub
+    hub_public_url_override: str | None = None
+    gateway_port: int | None = None  # None: a free port
+    hub_port: int | None = None
+
+
+class LocalStack:
+    """A running (or startable) local stack."""
+
+    def __init__(self, state_dir: Path, options: StackOptions | None = None) -> None:
+        self.state_dir = state_dir.resolve()
+        self.options = options or StackOptions()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir = self.state_dir / "logs"
+        self.logs_dir.mkdir(exist_ok=True)
+        self.service_token = secrets.token_hex(32)
+        self.launch_secret = secrets.token_hex(32)
+        self.database_url = f"sqlite+aiosqlite:///{self.state_dir / 'runtime.db'}"
+        self.gateway_port = self.options.gateway_port or free_port()
+        self.notify_port = free_port()
+        self.broker = RabbitMQBroker(self.state_dir)
+        self.hub = JupyterHubProcess(self._hub_config())
+        self.gateway: ManagedProcess | None = None
+        self.consumers: list[ManagedProcess] = []
+        self.consumer_metrics_ports: dict[int, int] = {}
+        self._consumer_instances: dict[int, str] = {}
+        self.extra_processes: list[ManagedProcess] = []
+
+    @property
+    def gateway_url(self) -> str:
+        """Base URL of the gateway."""
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def _hub_config(self) -> HubConfig:
+        notify = None
+        if self.options.hub_service:
+            notify = NotifyServiceSpec(
+                name=NOTIFY_SERVICE_NAME,
+                port=self.notify_port,
+                command=[sys.executable, "-m", "orchestrator", "hub-service"],
+                environment=self._notify_env(),
+            )
+        return HubConfig(
+            self.state_dir / "jupyterhub",
+            service_name=SERVICE_NAME,
+            service_token=self.service_token,
+            app_origins=self.options.app_origins,
+            concurrent_spawn_limit=self.options.concurrent_spawn_limit,
+            notify_service=notify,
+            singleuser_extensions=[SAVE_EXTENSION] if self.options.hub_service else [],
+            singleuser_environment={
+                "ORCH_NOTIFY_URL": f"http://127.0.0.1:{self.notify_port}",
+            },
+            extra_config=self.options.hub_extra_config,
+            hub_port=self.options.hub_port,
+            launch_secret=self.launch_secret,
+            labextensions_dirs=[LABEXTENSIONS_DIR],
+        )
+
+    def _notify_env(self) -> dict[str, str]:
+        # The broker URL is known only after the broker picked its ports, which happens
+        # in RabbitMQBroker.__init__; the Hub passes this env to the service it starts.
+        return {
+            "ORCH_AMQP_URL": self.broker.amqp_url,
+            "ORCH_DATABASE_URL": self.database_url,
+            "ORCH_PARTITIONS": str(self.options.partitions),
+            "ORCH_LOG_JSON": "true",
+            "PYTHONPATH": os.pathsep.join(sys.path),
+        }
+
+    def settings_env(self) -> dict[str, str]:
+        """``ORCH_*`` settings every orchestrator process of this stack gets."""
+        hub_api = self.options.hub_api_url_override or self.hub.api_url
+        hub_public = self.options.hub_public_url_override or self.hub.url
+        return {
+            "ORCH_AMQP_URL": self.broker.amqp_url,
+            "ORCH_MANAGEMENT_URL": self.broker.management_url,
+            "ORCH_DATABASE_URL": self.database_url,
+            "ORCH_PARTITIONS": str(self.options.partitions),
+            "ORCH_GATEWAY_HOST": "127.0.0.1",
+            "ORCH_GATEWAY_PORT": str(self.gateway_port),
+            "ORCH_PUBLIC_URL": self.gateway_url,
+            "ORCH_HUB_API_URL": hub_api,
+            "ORCH_HUB_PUBLIC_URL": hub_public,
+            "ORCH_HUB_API_TOKEN": self.service_token,
+            "ORCH_LAUNCH_SECRET": self.launch_secret,
+            "ORCH_SPAWN_CONCURRENCY": str(self.options.spawn_concurrency),
+            "ORCH_APP_ORIGINS": json.dumps(self.options.app_origins),
+            "ORCH_LOG_JSON": "true",
+            **self.options.extra_env,
+        }
+
+    def process_env(self) -> dict[str, str]:
+        """Environment of a child process: ours plus the stack's settings."""
+        return {**os.environ, **self.settings_env()}
+
+    def start(self, timeout: float = 90) -> None:
+        """Start everything and wait for readiness; on failure stop what started."""
+        try:
+            self.broker.start(timeout=timeout)
+            # The broker may have moved to other ports: the Hub's service env names them.
+            self.hub.config = self._hub_config()
+            if self.options.hub:
+                build_labextension()
+                self.hub.start(timeout=timeout)
+            self.start_gateway(timeout=timeout)
+            for index in range(self.options.consumers):
+                self.start_consumer(index, wait=False)
+            for index in range(self.options.consumers):
+                self.wait_consumer_ready(index, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def start_gateway(self, timeout: float = 60) -> None:
+        """Start (or restart) the gateway and wait for ``/readyz`` from this very process.
+
+        Unless ``options.gateway_port`` fixes it, a port taken by another process in
+        the meantime moves the gateway to a new one (``gateway_url`` changes).
+        """
+
+        def choose_port() -> None:
+            self.gateway_port = free_port()
+
+        def start_once() -> None:
+            instance = secrets.token_hex(8)
+            self.gateway = ManagedProcess(
+                "gateway",
+                [sys.executable, "-m", "orchestrator", "gateway"],
+                log_path=self.logs_dir / "gateway.log",
+                env={**self.process_env(), "ORCH_INSTANCE": instance},
+            )
+            self.gateway.start()
+            try:
+                wait_for_http(
+                    f"{self.gateway_url}/readyz",
+                    timeout,
+                    process=self.gateway,
+                    expect_status=200,
+                    proof=instance,
+                )
+            except BaseException:
+                self.gateway.stop()
+                raise
+
+        if self.options.gateway_port is not None:
+            start_once()
+        else:
+            start_retrying_ports(start_once, choose_port)
+
+    def start_consumer(
+        self, index: int, timeout: float = 60, *, wait: bool = True
+    ) -> ManagedProcess:
+        """Start consumer ``index`` (replacing a stopped one with the same index).
+
+        Each index keeps one metrics port (``consumer_metrics_ports``) across restarts
+        (a new one if another process took it); with ``wait`` returns once its
+        ``/readyz`` answers 200 (partitions subscribed).
+        """
+        self.consumer_metrics_ports.setdefault(index, free_port())
+        self._launch_consumer(index)
+        if wait:
+            self.wait_consumer_ready(index, timeout)
+        return self.consumers[index]
+
+    def _launch_consumer(self, index: int) -> None:
+        instance = secrets.token_hex(8)
+        consumer = ManagedProcess(
+            f"consumer-{index}",
+            [
+                sys.executable,
+                "-m",
+                "orchestrator",
+                "consumer",
+                "--index",
+                str(index),
+                "--count",
+                str(self.options.consumers),
+            ],
+            log_path=self.logs_dir / f"consumer-{index}.log",
+            env={
+                **self.process_env(),
+                "ORCH_METRICS_PORT": str(self.consumer_metrics_ports[index]),
+                "ORCH_INSTANCE": instance,
+            },
+        )
+        self._consumer_instances[index] = instance
+        consumer.start()
+        if index < len(self.consumers):
+            self.consumers[index] = consumer
+        else:
+            self.consumers.append(consumer)
+
+    def wait_consumer_ready(self, index: int, timeout: float = 60) -> None:
+        """Wait until consumer ``index`` itself answers ``/readyz`` with 200.
+
+        A consumer whose metrics port was taken meanwhile is started again on another.
+        """
+
+        def wait_once() -> None:
+            try:
+                wait_for_http(
+                    f"http://127.0.0.1:{self.consumer_metrics_ports[index]}/readyz",
+                    timeout,
+                    process=self.consumers[index],
+                    expect_status=200,
+                    proof=self._consumer_instances[index],
+                )
+            except BaseException:
+                self.consumers[index].stop()
+                raise
+
+        def relaunch_on_new_port() -> None:
+            self.consumer_metrics_ports[index] = free_port()
+            self._launch_consumer(index)
+
+        start_retrying_ports(wait_once, relaunch_on_new_port)
+
+    def orchestrator_cli(self, *args: str) -> str:
+        """Run ``orchestrator ARGS`` against this stack; returns stdout (raises on error)."""
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator", *args],
+            env=self.process_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise StartupError(f"orchestrator {' '.join(args)} failed: {done.stderr[-2000:]}")
+        return done.stdout
+
+    def issue_app_key(
+        self, app: str, *, types: str | None = None, user_prefix: str | None = None
+    ) -> str:
+        """Issue an API key for ``app`` through the operator CLI; returns the key."""
+        args = ["keys", "--json", "create", app]
+        if types:
+            args += ["--types", types]
+        if user_prefix:
+            args += ["--user-prefix", user_prefix]
+        key: str = json.loads(self.orchestrator_cli(*args))[0]["key"]
+        return key
+
+    def stop(self) -> None:
+        """Stop every process this stack started (consumers, gateway, Hub, broker)."""
+        for process in self.extra_processes:
+            process.stop()
+        for consumer in self.consumers:
+            consumer.stop()
+        if self.gateway is not None:
+            self.gateway.stop()
+        self.hub.stop()  # a no-op when the Hub was never started (options.hub False)
+        self.broker.stop()
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

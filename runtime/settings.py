@@ -1,0 +1,84 @@
+"""Settings of each deployable, read from ``ORCH_*`` environment variables.
+
+One class per process kind; each is built once in the entry point and passed down.
+The same names are used by ``make run`` (the local stack) and docker-compose.yml.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.topology import DEFAULT_PARTITIONS
+
+
+class CommonSettings(BaseSettings):
+    """Settings every process shares: where the bus and the database are."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore")
+
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///runtime.db")
+    partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=64)
+    log_json: bool | None = None
+    publish_timeout_seconds: float = 5.0
+    # Echoed by /healthz and /readyz: whoever started this process (the dev stack, a
+    # supervisor) sets a fresh value per start and so knows the answer came from this
+    # process, not from another one holding the same port.
+    instance: str = ""
+
+
+class LaunchSettings(BaseSettings):
+    """Issuing one-time launch links (consumers and gateway): where the Hub is, the
+    secret shared with the Hub's launch authenticator, and how long a link lives."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore")
+
+    hub_public_url: str = "http://127.0.0.1:8000"
+    launch_secret: SecretStr = SecretStr("")
+    launch_code_ttl_seconds: float = Field(default=120.0, gt=0, le=600)
+
+
+class GatewaySettings(CommonSettings, LaunchSettings):
+    """The HTTP gateway apps talk to."""
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8040
+    public_url: str = "http://127.0.0.1:8040"
+    max_body_bytes: int = 1_048_576
+    max_wait_seconds: float = 30.0
+    auth_cache_seconds: float = Field(default=5.0, ge=0)  # revocation takes effect within it
+    app_origins: list[str] = Field(default_factory=list)
+
+
+class ConsumerSettings(CommonSettings, LaunchSettings):
+    """A command consumer: where the Hub is and how hard to push it."""
+
+    hub_api_url: str = "http://127.0.0.1:8000/hub/api"
+    hub_public_url: str = "http://127.0.0.1:8000"
+    hub_api_token: SecretStr = SecretStr("")
+    hub_concurrency: int = Field(default=16, ge=1)
+    spawn_concurrency: int = Field(default=4, ge=1)
+    spawn_timeout_seconds: float = 180.0
+    prefetch: int = Field(default=32, ge=1)
+    inline_content_max_bytes: int = 16_384
+    metrics_port: int | None = None
+
+
+class HubServiceSettings(CommonSettings):
+    """The Hub-managed service that receives save notifications from Jupyter servers.
+
+    The Hub itself provides ``JUPYTERHUB_API_URL``, ``JUPYTERHUB_API_TOKEN`` and
+    ``JUPYTERHUB_SERVICE_URL``; those are read by the service entry point.
+    """
+
+    token_cache_seconds: float = 30.0
+
+
+class OperatorSettings(CommonSettings):
+    """Operator tools (``orchestrator queues``, ``command``): the RabbitMQ management API."""
+
+    management_url: str = "http://127.0.0.1:15672"
+    management_user: str = "guest"
+    management_password: SecretStr = SecretStr("guest")
+    management_vhost: str = "/"
