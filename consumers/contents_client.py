@@ -6,7 +6,6 @@ per-user token is minted for a contents call.
 
 from __future__ import annotations
 
-import json
 import posixpath
 from typing import Any
 from urllib.parse import quote
@@ -14,7 +13,7 @@ from urllib.parse import quote
 import aiohttp
 
 from consumers.errors import NotFoundError
-from consumers.http_edge import RetryPolicy, raise_for_status, timed_call
+from consumers.http_edge import JsonApi, RetryPolicy
 
 
 class ContentsClient:
@@ -28,13 +27,13 @@ class ContentsClient:
         *,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._session = session
-        self._base = hub_public_url.rstrip("/")
-        self._headers = {"Authorization": f"token {token}"}
-        self._retry = retry or RetryPolicy(target="contents")
-
-    def _url(self, user: str, path: str) -> str:
-        return f"{self._base}/user/{quote(user)}/api/contents/{quote(path)}"
+        self._api = JsonApi(
+            session,
+            hub_public_url,
+            token,
+            retry=retry or RetryPolicy(target="contents"),
+            allow_redirects=False,
+        )
 
     async def _call(
         self,
@@ -46,26 +45,15 @@ class ContentsClient:
         body: Any = None,
         params: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        async def once() -> tuple[int, Any]:
-            async with (
-                timed_call(f"{method} /user/{{name}}/api/contents") as record,
-                self._session.request(
-                    method,
-                    self._url(user, path),
-                    headers=self._headers,
-                    json=body,
-                    params=params,
-                    allow_redirects=False,
-                ) as response,
-            ):
-                record(response.status)
-                if response.status in ok:
-                    text = await response.text()
-                    return response.status, json.loads(text) if text else None
-                await raise_for_status(response, f"{method} contents of {user}:{path or '/'}")
-                raise AssertionError("unreachable")
-
-        return await self._retry.call(once)
+        return await self._api.request(
+            method,
+            f"/user/{quote(user)}/api/contents/{quote(path)}",
+            endpoint="/user/{name}/api/contents",
+            ok=ok,
+            what=f"{method} contents of {user}:{path or '/'}",
+            body=body,
+            params=params,
+        )
 
     async def ensure_folder(self, user: str, folder: str) -> None:
         """Create ``folder`` and its parents (PUT directory is idempotent)."""

@@ -1,7 +1,8 @@
 """Command handlers: each idempotent and convergent, each ensuring its preconditions.
 
 Handlers depend only on the ports; they return an :class:`Outcome` (the result the
-status API shows, plus events to publish after the commit).
+status API shows, plus events to publish after the commit). ``HANDLERS`` at the end
+is the one table from command type to handler.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import Any
 from urllib.parse import quote
 
 from consumers.errors import NotFoundError
+from consumers.event_publisher import PendingEvent
 from consumers.notebook_codec import canonicalise, empty_notebook
 from consumers.ports import ContentsPort, HubPort, VersionStore
-from runtime.db.notebooks import StoredVersion
 from schemas import commands as c
-from schemas.events import CloudEvent, EventKind, NotebookSaved, SaveOrigin, make_event
+from schemas.events import EventKind, NotebookSaved, SaveOrigin
 from schemas.launch_codes import LaunchLinkIssuer
+from schemas.versions import StoredVersion
 
 
 @dataclass(frozen=True)
@@ -32,25 +34,6 @@ class Ports:
     hub_public_url: str
     inline_content_max_bytes: int = 16_384
     launch_links: LaunchLinkIssuer | None = None
-
-
-@dataclass(frozen=True)
-class PendingEvent:
-    """An event a handler asks to publish once its outcome is committed."""
-
-    kind: EventKind
-    data: Any
-    subject: str
-
-    def envelope(self, correlation_id: str | None, app_id: str | None) -> CloudEvent[Any]:
-        """The CloudEvents envelope to publish."""
-        return make_event(
-            self.kind,
-            self.data,
-            subject=self.subject,
-            correlation_id=correlation_id,
-            app_id=app_id,
-        )
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The I/O edge shared by the Hub and contents clients: status mapping, retries, timing.
+"""The I/O edge shared by the Hub and contents clients: requests, status mapping, retries,
+timing.
 
 Only transient failures are retried, with jittered exponential backoff, bounded in
 attempts and time, and never sooner than a server's ``Retry-After``. Every call is
@@ -7,13 +8,16 @@ timed into ``orch_hub_call_seconds`` by endpoint template (never a user name) an
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import structlog
@@ -187,3 +191,90 @@ async def as_transient(fn: Callable[[], Awaitable[T]]) -> T:
         return await fn()
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
         raise TransientError(f"connection problem: {type(exc).__name__}: {exc}") from exc
+
+
+class JsonApi:
+    """A JSON HTTP API called with the orchestrator service's token (``Authorization:
+    token …``), below one base URL.
+
+    Every request is timed by its endpoint template and counted in ``calls_made``;
+    with ``concurrency`` at most that many requests run at once (streams excepted).
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        token: str,
+        *,
+        retry: RetryPolicy,
+        concurrency: int | None = None,
+        allow_redirects: bool = True,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._headers = {"Authorization": f"token {token}"}
+        self._retry = retry
+        self._calls: AbstractAsyncContextManager[Any] = (
+            contextlib.nullcontext() if concurrency is None else asyncio.Semaphore(concurrency)
+        )
+        self._allow_redirects = allow_redirects
+        self.calls_made = 0
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        endpoint: str,
+        ok: tuple[int, ...],
+        what: str | None = None,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """``method`` on ``path`` with ``body`` as JSON: the status and the decoded body
+        (None if empty) when the status is in ``ok``, else the status's typed error.
+
+        Transient errors are retried per the retry policy. ``endpoint`` is the path's
+        template for metrics (never a user name); ``what`` names the call in error
+        messages (``"{method} {endpoint}"`` unless given).
+        """
+
+        async def once() -> tuple[int, Any]:
+            async with self._calls, timed_call(f"{method} {endpoint}") as record:
+                self.calls_made += 1
+                async with self._session.request(
+                    method,
+                    self._base + path,
+                    headers=self._headers,
+                    json=body,
+                    params=params,
+                    allow_redirects=self._allow_redirects,
+                ) as response:
+                    record(response.status)
+                    if response.status in ok:
+                        text = await response.text()
+                        return response.status, json.loads(text) if text else None
+                    await raise_for_status(response, what or f"{method} {endpoint}")
+                    raise AssertionError("unreachable")
+
+        return await self._retry.call(once)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, path: str, *, endpoint: str, what: str
+    ) -> AsyncIterator[aiohttp.StreamReader]:
+        """GET ``path`` and yield its body to read as it arrives; an error status raises
+        its typed error.
+
+        Neither retried nor held to ``concurrency``: a stream lasts as long as what it
+        reports (a spawn), and the caller decides what a broken one means.
+        """
+        self.calls_made += 1
+        async with (
+            timed_call(f"GET {endpoint}") as record,
+            self._session.get(self._base + path, headers=self._headers) as response,
+        ):
+            record(response.status)
+            await raise_for_status(response, what)
+            yield response.content

@@ -14,7 +14,6 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -22,23 +21,14 @@ import aiohttp
 import structlog
 
 from consumers.errors import NotFoundError, PermanentError, SpawnFailed, TransientError
-from consumers.http_edge import RetryPolicy, as_transient, raise_for_status, timed_call
+from consumers.http_edge import JsonApi, RetryPolicy, as_transient
+from consumers.ports import ServerState
 from runtime.metrics import SPAWN_SECONDS
 
 log = structlog.get_logger(__name__)
 BUSY_PAUSE_SECONDS = 0.5  # the Hub offers no event for "stop finished" or "spawn registered"
 MAX_SPAWN_REQUESTS = 3
 STOP_WAIT_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class ServerState:
-    """The default server of a user as the Hub reports it."""
-
-    user_exists: bool
-    ready: bool
-    pending: str | None
-    url: str | None
 
 
 class SpawnLimit(Protocol):
@@ -86,43 +76,25 @@ class HubClient:
         spawn_timeout: float = 180.0,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._session = session
-        self._api = api_url.rstrip("/")
-        self._headers = {"Authorization": f"token {token}"}
-        self._calls = asyncio.Semaphore(concurrency)
+        self._api = JsonApi(
+            session,
+            api_url,
+            token,
+            retry=retry or RetryPolicy(target="hub"),
+            concurrency=concurrency,
+        )
         self._spawns = spawn_limit or LocalSpawnLimit(spawn_concurrency)
         self._spawn_timeout = spawn_timeout
-        self._retry = retry or RetryPolicy(target="hub")
-        self.calls_made = 0
 
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        endpoint: str,
-        ok: tuple[int, ...],
-        json_body: Any = None,
-    ) -> tuple[int, Any]:
-        async def once() -> tuple[int, Any]:
-            async with self._calls, timed_call(f"{method} {endpoint}") as record:
-                self.calls_made += 1
-                async with self._session.request(
-                    method, self._api + path, headers=self._headers, json=json_body
-                ) as response:
-                    record(response.status)
-                    if response.status in ok:
-                        text = await response.text()
-                        return response.status, json.loads(text) if text else None
-                    await raise_for_status(response, f"{method} {endpoint}")
-                    raise AssertionError("unreachable")
-
-        return await self._retry.call(once)
+    @property
+    def calls_made(self) -> int:
+        """Hub API requests made so far (progress streams and retried attempts included)."""
+        return self._api.calls_made
 
     async def server_state(self, user: str) -> ServerState:
         """One call: does the user exist, and is the default server ready or pending."""
         try:
-            _, model = await self._request(
+            _, model = await self._api.request(
                 "GET", f"/users/{quote(user)}", endpoint="/users/{name}", ok=(200,)
             )
         except NotFoundError:
@@ -134,7 +106,7 @@ class HubClient:
 
     async def ensure_user(self, user: str) -> bool:
         """Create the user if missing; True if this call created it (201), False on 409."""
-        status, _ = await self._request(
+        status, _ = await self._api.request(
             "POST", f"/users/{quote(user)}", endpoint="/users/{name}", ok=(201, 409)
         )
         return status == 201
@@ -185,7 +157,7 @@ class HubClient:
             if requests >= MAX_SPAWN_REQUESTS:
                 raise SpawnFailed(f"server of {user} did not start after {requests} requests")
             requests += 1
-            status, body = await self._request(
+            status, body = await self._api.request(
                 "POST",
                 f"/users/{quote(user)}/server",
                 endpoint="/users/{name}/server",
@@ -214,15 +186,12 @@ class HubClient:
             log.info("no progress to follow", user=user, error=exc.message[:200])
 
     async def _read_progress(self, user: str) -> None:
-        url = f"{self._api}/users/{quote(user)}/server/progress"
-        self.calls_made += 1
-        async with (
-            timed_call("GET /users/{name}/server/progress") as record,
-            self._session.get(url, headers=self._headers) as response,
-        ):
-            record(response.status)
-            await raise_for_status(response, "GET progress")
-            async for raw in response.content:
+        async with self._api.stream(
+            f"/users/{quote(user)}/server/progress",
+            endpoint="/users/{name}/server/progress",
+            what="GET progress",
+        ) as body:
+            async for raw in body:
                 line = raw.decode().strip()
                 if not line.startswith("data:"):
                     continue
@@ -239,7 +208,7 @@ class HubClient:
         state = await self.server_state(user)
         if not state.user_exists or not (state.ready or state.pending):
             return False
-        status, _ = await self._request(
+        status, _ = await self._api.request(
             "DELETE",
             f"/users/{quote(user)}/server",
             endpoint="/users/{name}/server",

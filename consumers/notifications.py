@@ -13,21 +13,19 @@ they are applied in order with that user's commands.
 from __future__ import annotations
 
 import posixpath
-import uuid
 
 import structlog
-from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
 from consumers.errors import InvalidNotebook, NotFoundError, PermanentError, TransientError
-from consumers.handlers import PendingEvent, saved_event
+from consumers.event_publisher import EventPublisher, PendingEvent
+from consumers.handlers import saved_event
 from consumers.notebook_codec import canonicalise
-from consumers.outbox import Outbox
-from consumers.ports import NotebookIndex, NotebookReader
-from consumers.processor import UserLocks
+from consumers.ports import InboundMessage, NotebookIndex, NotebookReader
+from consumers.redelivery import Redelivery
+from consumers.user_locks import UserLocks
 from runtime.bus.publisher import PublishFailed
-from runtime.metrics import DEAD_LETTERS, SAVE_TO_EVENT_SECONDS
-from schemas import topology as t
+from runtime.metrics import SAVE_TO_EVENT_SECONDS
 from schemas.commands import utcnow
 from schemas.events import EventKind, NotebookDeleted, NotebookRenamed, SaveOrigin
 from schemas.notifications import ContentsAction, ContentsNotification, ContentsNotificationMessage
@@ -44,34 +42,43 @@ def _under(folder: str, path: str) -> bool:
 
 
 class NotificationProcessor:
-    """Implements ``consumers.processor.NotificationHandler``."""
+    """Applies contents notifications (a ``MessageHandler`` of the router)."""
 
     def __init__(
         self,
         contents: NotebookReader,
         notebooks: NotebookIndex,
-        outbox: Outbox,
+        events: EventPublisher,
+        redelivery: Redelivery,
+        locks: UserLocks,
         *,
         inline_content_max_bytes: int = 16_384,
     ) -> None:
         self._contents = contents
         self._notebooks = notebooks
-        self._outbox = outbox
+        self._events = events
+        self._redelivery = redelivery
+        self._locks = locks
         self._inline_max = inline_content_max_bytes
 
-    async def handle(self, incoming: AbstractIncomingMessage, locks: UserLocks) -> None:
-        """Apply one notification under the user's lock; ack, retry later or dead-letter."""
+    async def handle(self, incoming: InboundMessage) -> None:
+        """Apply one notification under the user's lock; ack, retry later or dead-letter.
+
+        A notification whose event the broker did not confirm is given back to the
+        queue; it is applied again (idempotently) and its events get the same ids.
+        """
         try:
             message = ContentsNotificationMessage.model_validate_json(incoming.body)
         except (ValidationError, ValueError) as exc:
-            await self._dead_letter(incoming, "poison", f"invalid notification: {str(exc)[:500]}")
+            reason = f"invalid notification: {str(exc)[:500]}"
+            await self._redelivery.dead_letter(incoming, "poison", reason)
             await incoming.ack()
             return
         note = message.notification
         structlog.contextvars.bind_contextvars(
             user=note.user, correlation_id=str(note.id), action=note.action.value
         )
-        async with locks.hold(note.user):
+        async with self._locks.hold(note.user):
             try:
                 await self._apply(note, replayed=bool(incoming.redelivered))
             except PublishFailed:
@@ -79,14 +86,15 @@ class NotificationProcessor:
                 await incoming.nack(requeue=True)
                 return
             except TransientError as exc:
-                await self._retry(incoming, exc)
+                await self._redelivery.retry_or_give_up(incoming, exc.message, label="notification")
             except (NotFoundError, InvalidNotebook) as exc:
                 log.info("notification skipped", reason=exc.message)
             except PermanentError as exc:
-                await self._dead_letter(incoming, exc.code, exc.message)
+                await self._redelivery.dead_letter(incoming, exc.code, exc.message)
             except Exception as exc:
                 log.exception("notification handler crashed")
-                await self._dead_letter(incoming, "crash", f"handler crashed: {type(exc).__name__}")
+                reason = f"handler crashed: {type(exc).__name__}"
+                await self._redelivery.dead_letter(incoming, "crash", reason)
         await incoming.ack()
 
     async def _apply(self, note: ContentsNotification, *, replayed: bool) -> None:
@@ -114,7 +122,7 @@ class NotificationProcessor:
             log.info("save left the notebook unchanged", path=path)
             return
         inline = canonical.as_dict() if canonical.size <= self._inline_max else None
-        await self._publish(note, saved_event(version, SaveOrigin.JUPYTER, inline), path)
+        await self._publish(note, saved_event(version, SaveOrigin.JUPYTER, inline))
         lag = (utcnow() - note.occurred_at).total_seconds()
         SAVE_TO_EVENT_SECONDS.observe(max(0.0, lag))
         log.info("jupyter save stored", path=path, version_id=str(version.id), lag=round(lag, 4))
@@ -160,7 +168,7 @@ class NotificationProcessor:
             user=note.user, old_path=old, new_path=new, renamed_at=note.occurred_at
         )
         event = PendingEvent(EventKind.NOTEBOOK_RENAMED, data, subject=f"{note.user}/{new}")
-        await self._publish(note, event, new)
+        await self._publish(note, event)
         log.info("jupyter rename followed", old_path=old, new_path=new)
 
     async def _deleted(self, note: ContentsNotification, path: str) -> None:
@@ -168,32 +176,11 @@ class NotificationProcessor:
             return
         data = NotebookDeleted(user=note.user, path=path, deleted_at=note.occurred_at)
         event = PendingEvent(EventKind.NOTEBOOK_DELETED, data, subject=f"{note.user}/{path}")
-        await self._publish(note, event, path)
+        await self._publish(note, event)
         log.info("jupyter delete followed", path=path)
 
-    async def _publish(self, note: ContentsNotification, pending: PendingEvent, path: str) -> None:
+    async def _publish(self, note: ContentsNotification, pending: PendingEvent) -> None:
         """Publish with an id derived from the notification, so replays can be deduplicated."""
-        event_id = uuid.uuid5(note.id, f"{pending.kind.value}:{path}")
-        envelope = pending.envelope(str(note.id), None).model_copy(update={"id": str(event_id)})
-        await self._outbox.publisher.publish_event(pending.kind, envelope)
-
-    async def _retry(self, incoming: AbstractIncomingMessage, exc: TransientError) -> None:
-        attempt = _attempt(incoming) + 1
-        delay = t.retry_delay_for(attempt)
-        if delay is None:
-            await self._dead_letter(
-                incoming, "retries_exhausted", f"gave up after {attempt} rounds: {exc.message}"
-            )
-            return
-        log.warning("transient failure, retrying later", delay=delay, error=exc.message)
-        await self._outbox.retry_later(incoming, delay, attempt=attempt)
-
-    async def _dead_letter(self, incoming: AbstractIncomingMessage, code: str, reason: str) -> None:
-        log.warning("notification dead-lettered", reason=reason)
-        DEAD_LETTERS.labels(code).inc()
-        await self._outbox.dead_letter(incoming, reason)
-
-
-def _attempt(incoming: AbstractIncomingMessage) -> int:
-    value = (incoming.headers or {}).get(t.HEADER_ATTEMPT, 0)
-    return value if isinstance(value, int) else 0
+        await self._events.publish(
+            pending, caused_by=note.id, correlation_id=str(note.id), app_id=None
+        )

@@ -1,37 +1,90 @@
-"""Ports the command handlers depend on; adapters (Hub, contents, DB) implement them."""
+"""The ports the consumers depend on, and the value types those ports speak.
+
+Handlers and processors take these as arguments; adapters implement them: the Hub
+client (:class:`HubPort`), the contents client (:class:`ContentsPort`), the database
+stores (:class:`VersionStore`, :class:`NotebookIndex`, :class:`CommandLog`), the
+confirmed publisher (:class:`BusPublisher`) and aio-pika's incoming message
+(:class:`InboundMessage`). Unit tests substitute in-memory fakes.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
-from consumers.hub_client import ServerState
-from runtime.db.notebooks import NotebookSummary, StoredVersion
+from schemas.events import CloudEvent, EventKind
+from schemas.versions import NotebookSummary, StoredVersion
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """A user's default server as the Hub reports it.
+
+    ``pending`` is the Hub's pending action (``spawn``, ``stop``) or None; ``url`` is
+    the server's path on the public proxy once it is ready.
+    """
+
+    user_exists: bool
+    ready: bool
+    pending: str | None
+    url: str | None
 
 
 class HubPort(Protocol):
-    """Users and servers on the Hub."""
+    """Users and servers on the Hub. Transient Hub failures raise ``TransientError``."""
 
-    async def server_state(self, user: str) -> ServerState: ...
-    async def ensure_user(self, user: str) -> bool: ...
-    async def start_server(self, user: str, known: ServerState | None = None) -> str: ...
-    async def stop_server(self, user: str) -> bool: ...
+    async def server_state(self, user: str) -> ServerState:
+        """The user's default server now (``user_exists`` False for an unknown user)."""
+        ...
+
+    async def ensure_user(self, user: str) -> bool:
+        """Create the user if missing; True if it was created now."""
+        ...
+
+    async def start_server(self, user: str, known: ServerState | None = None) -> str:
+        """Start the server unless running and wait until ready; return its URL path.
+
+        ``known`` saves a Hub call when the caller has just read the state.
+        """
+        ...
+
+    async def stop_server(self, user: str) -> bool:
+        """Stop the server and wait until stopped; True if one was running."""
+        ...
 
 
 class NotebookReader(Protocol):
-    """Reads files in a user's server."""
+    """Reads files in a user's running server (through the contents API)."""
 
-    async def exists(self, user: str, path: str) -> bool: ...
-    async def read_notebook(self, user: str, path: str) -> dict[str, Any]: ...
+    async def exists(self, user: str, path: str) -> bool:
+        """True if ``path`` exists (file or folder)."""
+        ...
+
+    async def read_notebook(self, user: str, path: str) -> dict[str, Any]:
+        """The notebook at ``path`` as an nbformat dict (``NotFoundError`` if absent)."""
+        ...
 
 
 class ContentsPort(NotebookReader, Protocol):
-    """Files in a user's server."""
+    """Reads and writes files in a user's running server."""
 
-    async def ensure_folder(self, user: str, folder: str) -> None: ...
-    async def ensure_parent(self, user: str, path: str) -> None: ...
-    async def write_notebook(self, user: str, path: str, content: dict[str, Any]) -> None: ...
-    async def new_untitled(self, user: str, folder: str) -> str: ...
+    async def ensure_folder(self, user: str, folder: str) -> None:
+        """Create ``folder`` and its parents if missing (idempotent)."""
+        ...
+
+    async def ensure_parent(self, user: str, path: str) -> None:
+        """Create the folder that holds ``path`` (and its parents) if missing."""
+        ...
+
+    async def write_notebook(self, user: str, path: str, content: dict[str, Any]) -> None:
+        """Write ``content`` (an nbformat dict) at ``path``, replacing what is there."""
+        ...
+
+    async def new_untitled(self, user: str, folder: str) -> str:
+        """Create a new untitled notebook in ``folder``; return its path."""
+        ...
 
 
 class VersionWriter(Protocol):
@@ -46,20 +99,186 @@ class VersionWriter(Protocol):
         sha256: str,
         origin: str,
         command_id: uuid.UUID | None = None,
-    ) -> StoredVersion: ...
+    ) -> StoredVersion:
+        """Store ``content`` as the latest version unless identical to the latest.
+
+        Idempotent per ``command_id``: the same command gets back the version it made.
+        """
+        ...
 
 
 class VersionStore(VersionWriter, Protocol):
-    """Stored notebook versions."""
+    """Stored notebook versions and their content."""
 
-    async def latest(self, user: str, path: str) -> StoredVersion | None: ...
-    async def version(self, version_id: uuid.UUID) -> StoredVersion | None: ...
-    async def content(self, sha256: str) -> str | None: ...
+    async def latest(self, user: str, path: str) -> StoredVersion | None:
+        """The latest version of ``path``, or None if none is stored."""
+        ...
+
+    async def version(self, version_id: uuid.UUID) -> StoredVersion | None:
+        """One version by id, or None."""
+        ...
+
+    async def content(self, sha256: str) -> str | None:
+        """The canonical notebook JSON with that hash, or None."""
+        ...
 
 
 class NotebookIndex(VersionWriter, Protocol):
-    """The notebooks the orchestrator keeps, as saves made inside Jupyter change them."""
+    """The notebooks the orchestrator tracks, as changes made inside Jupyter move them."""
 
-    async def rename(self, user: str, old_path: str, new_path: str) -> bool: ...
-    async def mark_deleted(self, user: str, path: str) -> bool: ...
-    async def notebooks(self, user: str) -> list[NotebookSummary]: ...
+    async def rename(self, user: str, old_path: str, new_path: str) -> bool:
+        """Follow a rename (versions move along); False if ``old_path`` is untracked or
+        ``new_path`` is taken."""
+        ...
+
+    async def mark_deleted(self, user: str, path: str) -> bool:
+        """Mark the notebook deleted (versions are kept); False if it was not tracked or
+        already deleted."""
+        ...
+
+    async def notebooks(self, user: str) -> list[NotebookSummary]:
+        """Every tracked notebook of ``user``, deleted ones included."""
+        ...
+
+
+class RecordedCommand(Protocol):
+    """A command as the command log holds it (what the processor reads of it)."""
+
+    @property
+    def id(self) -> uuid.UUID:
+        """The command id."""
+        ...
+
+    @property
+    def user(self) -> str:
+        """The Hub user it acts for."""
+        ...
+
+    @property
+    def status(self) -> str:
+        """A ``CommandStatus`` value."""
+        ...
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        """The result once succeeded."""
+        ...
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """``{"code", "message"}`` once failed."""
+        ...
+
+    @property
+    def created_at(self) -> datetime:
+        """When the gateway accepted it."""
+        ...
+
+    @property
+    def updated_at(self) -> datetime:
+        """The latest change of status."""
+        ...
+
+
+class CommandLog(Protocol):
+    """The durable record of each command's progress (the database)."""
+
+    async def begin_attempt(self, command_id: uuid.UUID) -> RecordedCommand | None:
+        """Mark the command running and count the attempt; None if unknown. A command
+        in a final state is returned unchanged."""
+        ...
+
+    async def earlier_unfinished(self, record: Any) -> RecordedCommand | None:
+        """An unfinished command of the same user accepted before ``record`` (a record
+        ``begin_attempt`` returned), if any."""
+        ...
+
+    async def requeued(self, command_id: uuid.UUID) -> None:
+        """The command waits for another attempt: back to ``accepted``."""
+        ...
+
+    async def finish(
+        self,
+        command_id: uuid.UUID,
+        status: Any,
+        *,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> Any:
+        """Record the final ``status`` (succeeded or failed) with its result or error."""
+        ...
+
+
+class InboundMessage(Protocol):
+    """A message delivered by the broker (aio-pika's incoming message implements it)."""
+
+    @property
+    def body(self) -> bytes:
+        """The raw body."""
+        ...
+
+    @property
+    def headers(self) -> Any:
+        """The AMQP headers (may be None or empty)."""
+        ...
+
+    @property
+    def routing_key(self) -> str | None:
+        """The routing key it was published with."""
+        ...
+
+    @property
+    def message_id(self) -> str | None:
+        """The publisher's message id."""
+        ...
+
+    @property
+    def correlation_id(self) -> str | None:
+        """The publisher's correlation id."""
+        ...
+
+    @property
+    def content_type(self) -> str | None:
+        """The MIME type of the body."""
+        ...
+
+    @property
+    def type(self) -> str | None:
+        """The AMQP ``type`` property."""
+        ...
+
+    @property
+    def redelivered(self) -> bool | None:
+        """True if the broker delivered it before (unacked then)."""
+        ...
+
+    async def ack(self) -> None:
+        """Done with it for good: the broker forgets it."""
+        ...
+
+    async def nack(self, *, requeue: bool = True) -> None:
+        """Give it back to the queue (``requeue``) or drop it."""
+        ...
+
+
+class BusPublisher(Protocol):
+    """Publishes with publisher confirms; raises ``PublishFailed`` if not confirmed."""
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        headers: dict[str, Any] | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        content_type: str = "application/json",
+        type_: str | None = None,
+    ) -> None:
+        """Publish one persistent message and wait for the broker's confirm."""
+        ...
+
+    async def publish_event(self, kind: EventKind, event: CloudEvent[Any]) -> None:
+        """Publish an event to the events exchange under its routing key."""
+        ...

@@ -1,4 +1,4 @@
-"""The consumer process: wire adapters to the processor and consume the partitions.
+"""The consumer process: wire adapters to the processors and consume the partitions.
 
 Each process subscribes at once to its *home* partitions (``index`` of ``count``)
 and, after a grace period, to all the others as a standby: with single-active-
@@ -18,18 +18,22 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from consumers.contents_client import ContentsClient
+from consumers.event_publisher import EventPublisher
 from consumers.handlers import Ports
 from consumers.health_server import ReadinessProbe, serve_health
 from consumers.hub_client import HubClient
 from consumers.notifications import NotificationProcessor
-from consumers.outbox import Outbox
 from consumers.processor import CommandProcessor
+from consumers.redelivery import Redelivery
+from consumers.router import MessageRouter
+from consumers.user_locks import UserLocks
 from runtime.bus.lifecycle import confirmed_bus
 from runtime.db.commands import CommandStore
 from runtime.db.engine import create_schema, make_engine, make_sessionmaker
 from runtime.db.notebooks import NotebookStore
 from runtime.db.spawn_slots import SpawnSlots
 from runtime.settings import ConsumerSettings
+from schemas import topology as t
 from schemas.launch_codes import launch_link_issuer
 from schemas.topology import Partitioning
 
@@ -45,9 +49,9 @@ def home_partitions(partitions: int, index: int, count: int) -> list[int]:
 
 @dataclass(frozen=True)
 class ConsumerRuntime:
-    """The wired processor and the broker connection it publishes on."""
+    """The wired message router and the broker connection it publishes on."""
 
-    processor: CommandProcessor
+    router: MessageRouter
     connection: AbstractRobustConnection
 
 
@@ -57,7 +61,7 @@ async def consumer_runtime(
     *,
     name: str = "consumer",
 ) -> AsyncIterator[ConsumerRuntime]:
-    """Open DB, HTTP session and broker connection; yield a ready processor.
+    """Open DB, HTTP session and broker connection; yield a ready message router.
 
     ``ORCH_SPAWN_CONCURRENCY`` limits spawns across ALL consumer processes (leases in
     the shared database), so keep it at or below the Hub's ``concurrent_spawn_limit``.
@@ -95,18 +99,23 @@ async def consumer_runtime(
             inline_content_max_bytes=settings.inline_content_max_bytes,
             launch_links=launch_link_issuer(settings),
         )
-        outbox = Outbox(publisher)
+        events = EventPublisher(publisher)
+        redelivery = Redelivery(publisher)
+        locks = UserLocks()
+        commands = CommandProcessor(ports, CommandStore(sessions), events, redelivery, locks)
         notifications = NotificationProcessor(
             ports.contents,
             notebooks,
-            outbox,
+            events,
+            redelivery,
+            locks,
             inline_content_max_bytes=settings.inline_content_max_bytes,
         )
-        processor = CommandProcessor(
-            ports, CommandStore(sessions), outbox, notifications=notifications
+        router = MessageRouter(
+            {t.KIND_COMMAND: commands, t.KIND_NOTIFICATION: notifications}, redelivery
         )
         try:
-            yield ConsumerRuntime(processor, connection)
+            yield ConsumerRuntime(router, connection)
         finally:
             await engine.dispose()
 
@@ -122,14 +131,12 @@ def _readiness(runtime: ConsumerRuntime, subscribed: asyncio.Event) -> Readiness
     return probe
 
 
-async def _subscribe(
-    channel: AbstractChannel, processor: CommandProcessor, names: list[str]
-) -> None:
+async def _subscribe(channel: AbstractChannel, router: MessageRouter, names: list[str]) -> None:
     for name in names:
         # declare_queue (not get_queue) registers the queue with the robust channel,
         # so its consumer is restored after the broker comes back.
         queue = await channel.declare_queue(name, passive=True)
-        await queue.consume(processor.handle)
+        await queue.consume(router.handle)
         log.info("subscribed", queue=name)
 
 
@@ -142,12 +149,12 @@ async def run_consumer(
         consumer_runtime(settings, name=f"consumer-{index}") as runtime,
         serve_health(settings.metrics_port, _readiness(runtime, subscribed), settings.instance),
     ):
-        processor = runtime.processor
+        router = runtime.router
         channel = await runtime.connection.channel()
         await channel.set_qos(prefetch_count=settings.prefetch)
         queues = Partitioning(settings.partitions).queues()
         home = home_partitions(settings.partitions, index, count)
-        await _subscribe(channel, processor, [queues[p] for p in home])
+        await _subscribe(channel, router, [queues[p] for p in home])
         subscribed.set()
         log.info(
             "spawn limit shared by all consumers", spawn_concurrency=settings.spawn_concurrency
@@ -157,7 +164,7 @@ async def run_consumer(
                 await stop.wait()
         if not stop.is_set():
             others = [q for p, q in enumerate(queues) if p not in home]
-            await _subscribe(channel, processor, others)
+            await _subscribe(channel, router, others)
         log.info("consumer running", home=home)
         await stop.wait()
         await channel.close()

@@ -12,7 +12,8 @@ from urllib.parse import quote
 import aiohttp
 
 from runtime.db.engine import make_engine, make_sessionmaker
-from runtime.db.notebooks import NotebookStore, StoredVersion
+from runtime.db.notebooks import NotebookStore
+from schemas.versions import StoredVersion
 
 FINAL = {"succeeded", "failed", "rejected"}
 

@@ -35,7 +35,7 @@ def _fresh_state(state_dir: Path) -> None:
     """Remove everything but the orchestrator database from ``state_dir``."""
     state_dir.mkdir(parents=True, exist_ok=True)
     for child in state_dir.iterdir():
-        if child.name.startswith("runtime.db"):
+        if child.name.startswith("orchestrator.db"):
             continue
         if child.is_dir():
             shutil.rmtree(child)

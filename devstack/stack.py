@@ -58,7 +58,7 @@ class LocalStack:
         self.logs_dir.mkdir(exist_ok=True)
         self.service_token = secrets.token_hex(32)
         self.launch_secret = secrets.token_hex(32)
-        self.database_url = f"sqlite+aiosqlite:///{self.state_dir / 'runtime.db'}"
+        self.database_url = f"sqlite+aiosqlite:///{self.state_dir / 'orchestrator.db'}"
         self.gateway_port = self.options.gateway_port or free_port()
         self.notify_port = free_port()
         self.broker = RabbitMQBroker(self.state_dir)

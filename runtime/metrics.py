@@ -27,7 +27,9 @@ COMMANDS_FINISHED = Counter(
     "orch_commands_finished_total", "Commands that reached a final state", ["type", "status"]
 )
 COMMAND_RETRIES = Counter(
-    "orch_command_retries_total", "Commands sent through a retry queue", ["type"]
+    "orch_command_retries_total",
+    "Messages sent through a retry queue, by command type (or notification)",
+    ["type"],
 )
 HUB_RETRIES = Counter(
     "orch_hub_call_retries_total", "In-process retries of Hub/contents calls", ["target"]

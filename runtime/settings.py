@@ -18,7 +18,7 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore")
 
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
-    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///runtime.db")
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///orchestrator.db")
     partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=64)
     log_json: bool | None = None
     publish_timeout_seconds: float = 5.0

@@ -147,11 +147,22 @@ def make_event(
     subject: str,
     correlation_id: str | None = None,
     app_id: str | None = None,
+    caused_by: uuid.UUID | None = None,
 ) -> CloudEvent[Any]:
-    """Wrap ``data`` in an envelope of the right versioned type."""
+    """Wrap ``data`` in an envelope of the right versioned type.
+
+    With ``caused_by`` (the command or notification that led to the event) the event
+    id is derived from it, the kind and the subject: publishing the same event again
+    (a redelivered message) gives the same id, so subscribers can de-duplicate.
+    Without it the id is random.
+    """
     if not isinstance(data, EVENT_DATA_MODELS[kind]):
         raise TypeError(f"{kind} carries {EVENT_DATA_MODELS[kind].__name__}")
+    event_id = (
+        str(uuid.uuid4()) if caused_by is None else str(uuid.uuid5(caused_by, f"{kind}:{subject}"))
+    )
     return CloudEvent[Any](
+        id=event_id,
         type=event_type(kind),
         subject=subject,
         correlationid=correlation_id,

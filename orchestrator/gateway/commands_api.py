@@ -20,9 +20,11 @@ from orchestrator.gateway.context import (
     correlation_id,
     current_app,
 )
+from orchestrator.gateway.permissions import authorize
 from orchestrator.gateway.validation import check_idempotency_key, parse_command, parse_wait
 from runtime.bus.publisher import PublishFailed
-from runtime.db.commands import IdempotencyConflict, NewCommand
+from runtime.db.command_records import NewCommand
+from runtime.db.commands import IdempotencyConflict
 from runtime.db.models import CommandRecord, CommandStatus
 from runtime.http_errors import ApiError
 from runtime.metrics import COMMANDS_ACCEPTED, COMMANDS_REJECTED, labelled
@@ -59,23 +61,6 @@ async def _read_body(request: web.Request) -> bytes:
 
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, "body_too_large", f"request body is larger than {limit} bytes")
-
-
-def _check_allowed(request: web.Request, command: Command) -> None:
-    app = current_app(request)
-    if app.allowed_types is not None and command.type.value not in app.allowed_types:
-        allowed = ", ".join(sorted(app.allowed_types)) or "none"
-        raise ApiError(
-            403,
-            "forbidden",
-            f"app '{app.name}' may not send '{command.type.value}' commands (allowed: {allowed})",
-        )
-    if not app.may_act_for(command.user):
-        raise ApiError(
-            403,
-            "forbidden",
-            f"app '{app.name}' may only act for users whose name starts with '{app.user_prefix}'",
-        )
 
 
 def command_view(request: web.Request, record: CommandRecord | NewCommand) -> dict[str, Any]:
@@ -147,7 +132,7 @@ def _request_hash(payload: dict[str, Any]) -> str:
 async def _accept(request: web.Request) -> web.Response:
     key = check_idempotency_key(request.headers.get(IDEMPOTENCY_HEADER))
     command = parse_command(await _read_body(request))
-    _check_allowed(request, command)
+    authorize(current_app(request), command.type, command.user)
     payload = command.model_dump(mode="json")
     new = NewCommand(
         app=current_app(request).name,

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from orchestrator.gateway.context import SETTINGS, current_app
+from orchestrator.gateway.permissions import authorize
 from orchestrator.gateway.validation import decode_json_object
 from runtime.http_errors import ApiError
 from schemas.commands import CommandType
@@ -43,16 +44,12 @@ async def embed_module(_request: web.Request) -> web.Response:
 
 
 async def _launch_target(request: web.Request) -> tuple[str, str]:
-    app = current_app(request)
     user = request.match_info["user"]
     try:
         check_username(user)
     except ValueError as exc:
         raise ApiError(400, "bad_request", f"user: {exc}") from None
-    if app.allowed_types is not None and CommandType.OPEN.value not in app.allowed_types:
-        raise ApiError(403, "forbidden", f"app '{app.name}' may not open notebooks")
-    if not app.may_act_for(user):
-        raise ApiError(403, "forbidden", f"app '{app.name}' may not act for user '{user}'")
+    authorize(current_app(request), CommandType.OPEN, user)
     body = decode_json_object(await request.read() or b"{}")
     if not isinstance(body.get("path"), str):
         raise ApiError(422, "invalid_command", "path: a notebook path is required")

@@ -10,9 +10,9 @@ from aiohttp import web
 
 from orchestrator.gateway.context import NOTEBOOKS, current_app
 from orchestrator.gateway.validation import invalid_parameter
-from runtime.db.notebooks import StoredVersion
 from runtime.http_errors import ApiError
 from schemas.names import check_notebook_path, check_username
+from schemas.versions import StoredVersion
 
 routes = web.RouteTableDef()
 

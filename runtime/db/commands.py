@@ -1,76 +1,21 @@
-"""Command records: accepting (idempotently), execution bookkeeping, lookup."""
+"""The command store: accepting commands (idempotently), execution bookkeeping, lookup."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Table, Update, and_, bindparam, update
+from sqlalchemy import Update, and_, bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from runtime.db.engine import sqlite_file
-from runtime.db.models import CommandRecord, CommandStatus, new_command_id
-from runtime.db.sqlite_batch import SqliteBatchInserter
+from runtime.db.command_records import COMMAND_TABLE, NewCommand, command_row, record_of_row
+from runtime.db.group_insert import GroupInsert
+from runtime.db.models import CommandRecord, CommandStatus
 from schemas.commands import utcnow
-
-
-@dataclass(frozen=True, slots=True)
-class NewCommand:
-    """A command about to be recorded, as the gateway builds it for every request.
-
-    A plain dataclass: building a :class:`CommandRecord` (a validated ORM object) costs
-    more than the rest of recording it, and a new command needs no ORM state.
-    """
-
-    app: str
-    type: str
-    user: str
-    payload: dict[str, Any]
-    correlation_id: str
-    idempotency_key: str | None = None
-    request_hash: str | None = None
-    id: uuid.UUID = field(default_factory=new_command_id)
-    created_at: datetime = field(default_factory=utcnow)
-    status: str = CommandStatus.ACCEPTED
-    attempts: int = 0
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    finished_at: datetime | None = None
-
-    @property
-    def updated_at(self) -> datetime:
-        """Same as ``created_at`` until something happens to the command."""
-        return self.created_at
-
-    def as_row(self) -> dict[str, Any]:
-        """The ``command`` table row."""
-        return {
-            "id": self.id,
-            "app": self.app,
-            "type": self.type,
-            "user": self.user,
-            "payload": self.payload,
-            "status": self.status,
-            "attempts": self.attempts,
-            "result": self.result,
-            "error": self.error,
-            "idempotency_key": self.idempotency_key,
-            "request_hash": self.request_hash,
-            "correlation_id": self.correlation_id,
-            "created_at": self.created_at,
-            "updated_at": self.created_at,
-            "finished_at": self.finished_at,
-        }
-
-    def as_record(self) -> CommandRecord:
-        """The same command as an ORM object."""
-        return CommandRecord(**self.as_row())
 
 
 @dataclass(frozen=True)
@@ -86,23 +31,21 @@ class IdempotencyConflict(Exception):
 
 
 _FINAL = [s.value for s in CommandStatus if s.is_final]
-_TABLE: Table = CommandRecord.__table__  # type: ignore[attr-defined]
-_COLUMNS = list(_TABLE.columns)
 
 # The consumers' per-command statements, built once: building a statement and its
 # cache key on every call was a large part of a consumer's CPU per command.
-_C = _TABLE.c
+_C = COMMAND_TABLE.c
 _ID = bindparam("command_id", type_=_C.id.type)
 _NOW = bindparam("now", type_=_C.updated_at.type)
 _UNFINISHED = and_(_C.id == _ID, _C.status.not_in(_FINAL))
-_BY_ID = _TABLE.select().where(_C.id == _ID)
+_BY_ID = COMMAND_TABLE.select().where(_C.id == _ID)
 _BEGIN_ATTEMPT = (
-    update(_TABLE)
+    update(COMMAND_TABLE)
     .where(_UNFINISHED)
     .values(status=CommandStatus.RUNNING.value, attempts=_C.attempts + 1, updated_at=_NOW)
 )
 _FINISH = (
-    update(_TABLE)
+    update(COMMAND_TABLE)
     .where(_UNFINISHED)
     .values(
         status=bindparam("status", type_=_C.status.type),
@@ -113,7 +56,7 @@ _FINISH = (
     )
 )
 _EARLIER_UNFINISHED = (
-    _TABLE.select()
+    COMMAND_TABLE.select()
     .where(
         _C.user == bindparam("user", type_=_C.user.type),
         _C.created_at < bindparam("created_at", type_=_C.created_at.type),
@@ -123,63 +66,6 @@ _EARLIER_UNFINISHED = (
     .order_by(_C.created_at)
     .limit(1)
 )
-
-
-class GroupInsert:
-    """Inserts the commands of concurrent callers together: one transaction per batch.
-
-    Each caller waits until its row is committed. Rows queued while a batch commits
-    go into the next batch (group commit), so under load a process has one writer
-    committing many rows at a time instead of many writers queueing for SQLite's
-    write lock (whose busy handler sleeps for milliseconds) or PostgreSQL's WAL flush.
-    """
-
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
-        self._engine = engine
-        self._max_batch = max_batch
-        self._queue: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
-        self._sqlite_file = sqlite_file(engine)
-        self._sqlite: SqliteBatchInserter | None = None  # for a SQLite file, on first use
-
-    async def close(self) -> None:
-        """Release the SQLite writer thread, if one was started."""
-        if self._sqlite is not None:
-            await self._sqlite.close()
-            self._sqlite = None
-
-    async def _write(self, rows: list[dict[str, Any]]) -> None:
-        if self._sqlite_file is not None:
-            if self._sqlite is None:
-                self._sqlite = SqliteBatchInserter(self._engine, _TABLE, self._sqlite_file)
-            await self._sqlite.insert(rows)
-            return
-        # Core, not the ORM: nothing but the INSERT is needed for a batch.
-        async with self._engine.begin() as connection:
-            await connection.execute(_TABLE.insert(), rows)
-
-    async def insert(self, row: dict[str, Any]) -> None:
-        """Insert ``row``; returns once committed, raises what the batch raised."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((row, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain())
-        await future
-
-    async def _drain(self) -> None:
-        while self._queue:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
-            try:
-                await self._write([row for row, _ in batch])
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
 
 
 class CommandStore:
@@ -193,7 +79,7 @@ class CommandStore:
         # every step is a turn of the event loop, so under load other processes' writers
         # sleep in SQLite's busy handler; one statement holds it only while it runs.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._group_insert = GroupInsert(engine)
+        self._group_insert = GroupInsert(engine, COMMAND_TABLE)
 
     async def close(self) -> None:
         """Release what the store holds beside the engine (the engine is the caller's)."""
@@ -213,12 +99,7 @@ class CommandStore:
         """
         key = record.idempotency_key
         if key is None:
-            row = (
-                record.as_row()
-                if isinstance(record, NewCommand)
-                else {c.key: getattr(record, c.key) for c in _COLUMNS}
-            )
-            await self._group_insert.insert(row)
+            await self._group_insert.insert(command_row(record))
             return Accepted(record, created=True)
         if isinstance(record, NewCommand):
             record = record.as_record()
@@ -334,7 +215,7 @@ class CommandStore:
         async with self._autocommit.connect() as connection:
             await connection.execute(statement, parameters)
             found = await connection.execute(_BY_ID, {"command_id": parameters["command_id"]})
-            return _record(found.first())
+            return record_of_row(found.first())
 
     async def requeued(self, command_id: uuid.UUID) -> None:
         """The command waits in a retry queue: back to ``accepted``."""
@@ -348,9 +229,6 @@ class CommandStore:
         """
         parameters = {"user": record.user, "created_at": record.created_at, "command_id": record.id}
         async with self._autocommit.connect() as connection:
-            return _record((await connection.execute(_EARLIER_UNFINISHED, parameters)).first())
-
-
-def _record(row: Row[Any] | None) -> CommandRecord | None:
-    """The command of a Core row of its table (None stays None)."""
-    return None if row is None else CommandRecord(**row._mapping)
+            return record_of_row(
+                (await connection.execute(_EARLIER_UNFINISHED, parameters)).first()
+            )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -13,31 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from runtime.db.models import Notebook, NotebookBlob, NotebookVersion
 from schemas.commands import utcnow
-
-
-@dataclass(frozen=True)
-class StoredVersion:
-    """A version as handlers and the gateway see it."""
-
-    id: uuid.UUID
-    user: str
-    path: str
-    sha256: str
-    size: int
-    origin: str
-    created_at: datetime
-    created: bool
-
-
-@dataclass(frozen=True)
-class NotebookSummary:
-    """A notebook with its latest version id."""
-
-    user: str
-    path: str
-    latest_version_id: uuid.UUID | None
-    updated_at: datetime
-    deleted: bool
+from schemas.versions import NotebookSummary, StoredVersion
 
 
 def _stored(version: NotebookVersion, nb: Notebook, *, created: bool) -> StoredVersion:

@@ -38,7 +38,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
 def fresh_database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """URL of a new, empty database on ``backend`` (``sqlite`` or ``postgresql``)."""
     if backend == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'runtime.db'}"
+        return f"sqlite+aiosqlite:///{tmp_path / 'orchestrator.db'}"
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return server.create_database(f"t_{uuid.uuid4().hex[:16]}")
 

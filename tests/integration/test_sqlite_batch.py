@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from runtime.db.commands import _TABLE, CommandStore, NewCommand
+from runtime.db.command_records import COMMAND_TABLE, NewCommand
+from runtime.db.commands import CommandStore
 from runtime.db.engine import create_schema, make_engine, make_sessionmaker
 from runtime.db.sqlite_batch import SqliteBatchInserter
 
@@ -28,7 +29,7 @@ async def _stored(engine_url: str, user: str) -> tuple[object, ...]:
     try:
         async with engine.connect() as connection:
             columns = ", ".join(
-                f"typeof({c.name}), {c.name}" for c in _TABLE.columns if c.name != "id"
+                f"typeof({c.name}), {c.name}" for c in COMMAND_TABLE.columns if c.name != "id"
             )
             found = await connection.execute(
                 text(f'SELECT {columns} FROM command WHERE "user" = :user'), {"user": user}
@@ -52,14 +53,14 @@ async def test_rows_are_stored_as_the_engine_stores_them(
     by_engine = _row("alice")
     by_batch = {**by_engine, "id": uuid.uuid4(), "user": "bob"}
     async with engine.begin() as connection:
-        await connection.execute(_TABLE.insert(), [by_engine])
-    writer = SqliteBatchInserter(engine, _TABLE, str(tmp_path / "o.db"))
+        await connection.execute(COMMAND_TABLE.insert(), [by_engine])
+    writer = SqliteBatchInserter(engine, COMMAND_TABLE, str(tmp_path / "o.db"))
     await writer.insert([by_batch])
     await writer.close()
     await engine.dispose()
     engine_row, batch_row = await _stored(url, "alice"), await _stored(url, "bob")
     differing = [i for i, (a, b) in enumerate(zip(engine_row, batch_row, strict=True)) if a != b]
-    user_column = [c.name for c in _TABLE.columns if c.name != "id"].index("user")
+    user_column = [c.name for c in COMMAND_TABLE.columns if c.name != "id"].index("user")
     assert differing == [2 * user_column + 1]  # only the user's value differs
 
 
@@ -67,7 +68,7 @@ async def test_a_failed_batch_leaves_nothing_and_the_next_one_works(tmp_path: Pa
     url = f"sqlite+aiosqlite:///{tmp_path / 'o.db'}"
     engine = make_engine(url)
     await create_schema(engine)
-    writer = SqliteBatchInserter(engine, _TABLE, str(tmp_path / "o.db"))
+    writer = SqliteBatchInserter(engine, COMMAND_TABLE, str(tmp_path / "o.db"))
     first = _row("carol")
     await writer.insert([first])
     with pytest.raises(sqlite3.IntegrityError):
@@ -84,7 +85,9 @@ async def test_a_batch_of_several_statements_is_one_transaction(tmp_path: Path) 
     url = f"sqlite+aiosqlite:///{tmp_path / 'o.db'}"
     engine = make_engine(url)
     await create_schema(engine)
-    writer = SqliteBatchInserter(engine, _TABLE, str(tmp_path / "o.db"), max_rows_per_statement=2)
+    writer = SqliteBatchInserter(
+        engine, COMMAND_TABLE, str(tmp_path / "o.db"), max_rows_per_statement=2
+    )
     five = [_row(f"f{i}") for i in range(5)]  # statements of 2, 2 and 1 rows
     await writer.insert(five)
     with pytest.raises(sqlite3.IntegrityError):  # the last statement repeats an id

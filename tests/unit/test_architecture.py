@@ -4,6 +4,7 @@ the product alone (no dev stack, demo, fault proxy or test helper)."""
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -90,8 +91,16 @@ def test_dev_test_and_bench_code_never_import_each_other_upwards() -> None:
 
 @pytest.mark.slow
 def test_the_wheel_holds_the_product_and_nothing_of_the_dev_stack(tmp_path: Path) -> None:
+    source = tmp_path / "source"  # setuptools builds in the tree: build a copy of it
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".state", ".cache", "node_modules", "build", "*.egg-info"
+        ),
+    )
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(tmp_path)],
         check=True,
         capture_output=True,
         timeout=300,

@@ -57,9 +57,7 @@ def all_settings_names() -> set[str]:
         for _name, cls in inspect.getmembers(settings_module, inspect.isclass)
         if issubclass(cls, BaseSettings) and cls.__module__ == settings_module.__name__
     ]
-    return (
-        set().union(*(env_names(cls) for cls in [*classes, DemoSettings])) | {NOTIFY_URL_ENV}
-    )
+    return set().union(*(env_names(cls) for cls in [*classes, DemoSettings])) | {NOTIFY_URL_ENV}
 
 
 def compose() -> dict[str, Any]:

@@ -14,11 +14,11 @@ import pytest
 
 from consumers.errors import InvalidNotebook, NotFoundError
 from consumers.handlers import HANDLERS, Outcome, Ports
-from consumers.hub_client import ServerState
 from consumers.notebook_codec import canonicalise, empty_notebook
-from runtime.db.notebooks import StoredVersion
+from consumers.ports import ServerState
 from schemas import commands as c
 from schemas.events import EventKind
+from schemas.versions import StoredVersion
 
 
 @dataclass

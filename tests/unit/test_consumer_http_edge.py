@@ -27,7 +27,7 @@ from consumers.http_edge import (
     raise_for_status,
     retry_delay_bounds,
 )
-from consumers.processor import UserLocks
+from consumers.user_locks import UserLocks
 from schemas.topology import RETRY_DELAYS_SECONDS, retry_delay_for
 
 

@@ -1,0 +1,45 @@
+"""How stored notebooks and their versions are described between the layers.
+
+The consumers' ports (``consumers/ports.py``), the gateway's notebook API and the
+database adapter (``runtime/db/notebooks.py``) all speak these two records, so they
+live below all three.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One stored version of a notebook.
+
+    ``origin`` says who wrote it (``command`` or ``jupyter``); ``created`` is False
+    when storing it found identical content (or the same command's version) already
+    there, so nothing new was written.
+    """
+
+    id: uuid.UUID
+    user: str
+    path: str
+    sha256: str
+    size: int
+    origin: str
+    created_at: datetime
+    created: bool
+
+
+@dataclass(frozen=True)
+class NotebookSummary:
+    """A notebook the orchestrator tracks, with its latest version id.
+
+    ``deleted`` notebooks keep their versions (deleted inside Jupyter, restorable).
+    """
+
+    user: str
+    path: str
+    latest_version_id: uuid.UUID | None
+    updated_at: datetime
+    deleted: bool
