@@ -116,6 +116,10 @@ class Liveness(_Closed):
     """The process is alive."""
 
     status: Literal["ok"]
+    instance: str = Field(
+        description="ORCH_INSTANCE of this process: who started it can tell its answers "
+        "from those of another process on the same port"
+    )
 
 
 class Readiness(_Closed):
@@ -123,6 +127,7 @@ class Readiness(_Closed):
 
     status: Literal["ready", "not ready"]
     checks: dict[str, str]
+    instance: str = Field(description="ORCH_INSTANCE of this process (as in /healthz)")
 
 
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
