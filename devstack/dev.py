@@ -1,4 +1,4 @@
-"""``orchestrator dev`` (what ``make run`` runs): the whole stack until Ctrl-C.
+"""``python -m devstack`` (what ``make run`` runs): the whole stack until Ctrl-C.
 
 Prefers the well-known ports (gateway 8040, Hub 8000, demo app 8050) and falls back
 to free ones when taken. The orchestrator database survives restarts; the broker's

@@ -7,7 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class DemoSettings(BaseSettings):
-    """The demo host app (``orchestrator demo``): an app with its own key, on its own origin.
+    """The demo host app (``python -m devstack.demo``): an app with its own key, on its own origin.
 
     ``gateway_url`` is where the demo server calls the gateway (its key stays server-side);
     ``gateway_public_url`` is where the browser loads the bridge module from.
