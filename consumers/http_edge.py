@@ -30,6 +30,7 @@ from tenacity import (
 )
 
 from consumers.errors import HubForbidden, NotFoundError, PermanentError, TransientError
+from consumers.upstream_detail import quiet_detail
 from runtime.metrics import HUB_CALL_SECONDS, HUB_RETRIES
 
 log = structlog.get_logger(__name__)
@@ -71,15 +72,16 @@ def error_for_status(status: int, message: str, retry_after: float | None = None
 
 
 async def raise_for_status(response: aiohttp.ClientResponse, what: str) -> None:
-    """Map an error response to a typed error (the body is read for its message)."""
+    """Map an error response to a typed error; the body's message, quieted
+    (:func:`~consumers.upstream_detail.quiet_detail`), says what happened."""
     if response.status < 400:
         return
     try:
         body = await response.json(content_type=None)
-        detail = str(body.get("message") or body.get("reason") or body)[:300]
+        detail = str(body.get("message") or body.get("reason") or body)
     except Exception:
-        detail = (await response.text())[:300]
-    message = f"{what}: HTTP {response.status}: {detail}"
+        detail = await response.text()
+    message = f"{what}: HTTP {response.status}: {quiet_detail(detail)}"
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     raise error_for_status(response.status, message, retry_after)
 
@@ -190,7 +192,9 @@ async def as_transient(fn: Callable[[], Awaitable[T]]) -> T:
     try:
         return await fn()
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
-        raise TransientError(f"connection problem: {type(exc).__name__}: {exc}") from exc
+        raise TransientError(
+            f"connection problem: {type(exc).__name__}: {quiet_detail(str(exc))}"
+        ) from exc
 
 
 class JsonApi:

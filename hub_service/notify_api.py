@@ -1,4 +1,4 @@
-"""The hub service's HTTP API: ``POST /notify`` plus health, readiness and metrics.
+"""The hub service's HTTP API: ``POST /notify`` (public), health, readiness, metrics.
 
 ``POST /notify`` takes a :class:`ContentsNotification` from a single-user server's
 save extension. The caller's token is resolved by the Hub; a notification about a
@@ -19,8 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import ValidationError
 
 from hub_service.token_check import HubUnavailable, InvalidToken, TokenVerifier
+from runtime.bus.probe import BrokerProbe
 from runtime.bus.publisher import ConfirmedPublisher, PublishFailed
 from runtime.http_errors import ApiError
+from runtime.strict_json import NotStrictJson, loads_strict
 from schemas import topology as t
 from schemas.notifications import ContentsNotification, ContentsNotificationMessage
 
@@ -29,6 +31,7 @@ log = structlog.get_logger(__name__)
 AMQP = web.AppKey("amqp", AbstractRobustConnection)
 PUBLISHER = web.AppKey("publisher", ConfirmedPublisher)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
+BROKER_PROBE = web.AppKey("broker_probe", BrokerProbe)
 
 # Not in runtime.metrics: only this process counts notifications.
 NOTIFICATIONS = Counter(
@@ -62,15 +65,22 @@ async def notify(request: web.Request) -> web.Response:
         raise ApiError(401, "unauthorized", str(exc)) from None
     except HubUnavailable as exc:
         NOTIFICATIONS.labels("hub_unavailable").inc()
-        raise ApiError(503, "unavailable", str(exc), headers={"Retry-After": "1"}) from None
+        log.warning("token not verified: the Hub did not answer", error=str(exc))
+        raise ApiError(
+            503, "unavailable", "the Hub did not answer; try again", headers={"Retry-After": "1"}
+        ) from None
     try:
-        notification = ContentsNotification.model_validate_json(await request.read())
+        notification = ContentsNotification.model_validate(loads_strict(await request.read()))
     except ValidationError as exc:
         NOTIFICATIONS.labels("invalid").inc()
         details = [
             {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_input=False)
         ]
         raise ApiError(400, "bad_request", "invalid notification", details=details) from None
+    except (ValueError, RecursionError) as exc:  # NotStrictJson is a ValueError
+        NOTIFICATIONS.labels("invalid").inc()
+        problem = str(exc) if isinstance(exc, NotStrictJson) else "body is not valid JSON"
+        raise ApiError(400, "bad_request", f"invalid notification: {problem}") from None
     structlog.contextvars.bind_contextvars(
         user=notification.user, notification_id=str(notification.id)
     )
@@ -113,8 +123,8 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready to publish: the broker connection is open."""
-    broker = "ok" if not request.app[AMQP].is_closed else "down"
+    """Ready to publish: the broker answers a round trip within 2 s."""
+    broker = await request.app[BROKER_PROBE].problem() or "ok"
     ready = broker == "ok"
     return web.json_response(
         {"status": "ready" if ready else "not ready", "checks": {"broker": broker}},
@@ -130,10 +140,12 @@ async def metrics(_request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application, prefix: str) -> None:
-    """Serve the API at the root and under the Hub's service prefix (both reach us)."""
+    """``/notify`` at the root and under the Hub's service prefix (the public proxy
+    forwards that prefix); health, readiness and metrics only at the root, which only
+    the loopback port serves: the public proxy routes nothing but the prefix here."""
     prefixes = {"/", prefix if prefix.endswith("/") else prefix + "/"}
     for base in sorted(prefixes):
         app.router.add_post(f"{base}notify", notify)
-        app.router.add_get(f"{base}healthz", healthz)
-        app.router.add_get(f"{base}readyz", readyz)
-        app.router.add_get(f"{base}metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

@@ -19,9 +19,10 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from hub_service.notify_api import AMQP, PUBLISHER, VERIFIER, add_routes
+from hub_service.notify_api import AMQP, BROKER_PROBE, PUBLISHER, VERIFIER, add_routes
 from hub_service.token_check import TokenVerifier
 from runtime.bus.lifecycle import confirmed_bus
+from runtime.bus.probe import BrokerProbe
 from runtime.http_errors import json_errors
 from runtime.logs import configure_logging
 from runtime.runner import run_until_signalled
@@ -77,6 +78,7 @@ async def _broker(app: web.Application) -> AsyncIterator[None]:
     async with confirmed_bus(app[SETTINGS], name="hub-service") as (connection, publisher):
         app[AMQP] = connection
         app[PUBLISHER] = publisher
+        app[BROKER_PROBE] = BrokerProbe(connection)
         yield
 
 

@@ -9,10 +9,19 @@ from aiohttp import web
 from orchestrator.gateway import commands_api, event_stream, health, notebooks_api, openapi
 from orchestrator.gateway.auth import AUTH, AppKeyCache, authenticate
 from orchestrator.gateway.command_waiters import WAITERS, CommandWaiters
-from orchestrator.gateway.context import AMQP, APPS, COMMANDS, NOTEBOOKS, PUBLISHER, SETTINGS
+from orchestrator.gateway.context import (
+    AMQP,
+    APPS,
+    BROKER_PROBE,
+    COMMANDS,
+    NOTEBOOKS,
+    PUBLISHER,
+    SETTINGS,
+)
 from orchestrator.gateway.embed_api import setup_embedding
 from orchestrator.gateway.middleware import correlation
 from runtime.bus.lifecycle import confirmed_bus
+from runtime.bus.probe import BrokerProbe
 from runtime.db.apps import AppStore
 from runtime.db.commands import CommandStore
 from runtime.db.engine import create_schema, make_engine, make_sessionmaker
@@ -38,6 +47,7 @@ async def _broker(app: web.Application) -> AsyncIterator[None]:
     async with confirmed_bus(app[SETTINGS], name="gateway") as (connection, publisher):
         app[AMQP] = connection
         app[PUBLISHER] = publisher
+        app[BROKER_PROBE] = BrokerProbe(connection)
         yield
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
+from runtime.bus.probe import BrokerProbe
 from runtime.bus.publisher import ConfirmedPublisher
 from runtime.db.apps import AppIdentity, AppStore
 from runtime.db.commands import CommandStore
@@ -17,6 +18,7 @@ NOTEBOOKS = web.AppKey("notebooks", NotebookStore)
 APPS = web.AppKey("apps", AppStore)
 AMQP = web.AppKey("amqp", AbstractRobustConnection)
 PUBLISHER = web.AppKey("publisher", ConfirmedPublisher)
+BROKER_PROBE = web.AppKey("broker_probe", BrokerProbe)
 
 REQUEST_APP = "orch.app"
 REQUEST_CORRELATION_ID = "orch.correlation_id"

@@ -1,5 +1,5 @@
 """Operational endpoints: liveness (``/healthz``), readiness (``/readyz``: broker
-connected, DB answers) and Prometheus metrics (``/metrics``). None needs an app key."""
+and DB answer) and Prometheus metrics (``/metrics``). None needs an app key."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 
-from orchestrator.gateway.context import AMQP, COMMANDS, SETTINGS
+from orchestrator.gateway.context import BROKER_PROBE, COMMANDS, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -20,15 +20,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready to accept commands: connected to the broker (not reconnecting) and the DB answers.
+    """Ready to accept commands: the broker answers a round trip within 2 s and the DB
+    answers.
 
-    503 while either is down, so a load balancer stops sending commands that would be
-    answered 503 anyway.
+    503 while either is down or frozen, so a load balancer stops sending commands that
+    would be answered 503 anyway.
     """
     checks: dict[str, str] = {}
-    connection = request.app[AMQP]
-    connected = connection.connected.is_set() and not connection.is_closed
-    checks["broker"] = "ok" if connected else "down"
+    checks["broker"] = await request.app[BROKER_PROBE].problem() or "ok"
     try:
         async with request.app[COMMANDS].sessions() as session:
             await session.exec(text("SELECT 1"))  # type: ignore[call-overload]

@@ -7,7 +7,6 @@ problem is a 422 whose ``details`` list ``{"field", "problem"}`` pairs.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from runtime.http_errors import ApiError
+from runtime.strict_json import NotStrictJson, loads_strict
 from schemas.commands import COMMAND_ADAPTER, Command, CommandType
 
 COMMAND_TYPES = tuple(t.value for t in CommandType)
@@ -70,9 +70,15 @@ def invalid_parameter(name: str, problem: str) -> ApiError:
 
 
 def decode_json_object(raw: bytes) -> dict[str, Any]:
-    """Decode a JSON object body; 400 naming the problem (syntax, nesting, not an object)."""
+    """Decode a JSON object body; 400 naming the problem (syntax, nesting, not an object).
+
+    Strict JSON (:mod:`runtime.strict_json`): a key given twice in one object and
+    ``NaN``/``Infinity`` are refused.
+    """
     try:
-        body = json.loads(raw)
+        body = loads_strict(raw)
+    except NotStrictJson as exc:
+        raise ApiError(400, "invalid_json", f"body is not strict JSON: {exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
     except RecursionError:

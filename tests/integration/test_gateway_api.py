@@ -230,3 +230,28 @@ async def test_health_and_openapi_are_public(gw: aiohttp.ClientSession) -> None:
         document = await resp.json()
     assert document["openapi"].startswith("3.")
     assert "/v1/commands" in document["paths"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (
+            b'{"type": "stop-server", "user": "dup", "type": "ensure-user"}',
+            "duplicate key 'type'",
+        ),
+        (b'{"type": "ensure-user", "user": "nan", "x": NaN}', "NaN is not a JSON number"),
+        (b'{"type": "ensure-user", "user": "inf", "x": [Infinity]}', "Infinity is not a JSON"),
+    ],
+)
+async def test_bodies_that_readers_could_understand_differently_are_refused(
+    gw_keys: dict[str, str],
+    gw: aiohttp.ClientSession,
+    raw: bytes,
+    problem: str,
+) -> None:
+    headers = {**bearer(gw_keys["a"]), "Content-Type": "application/json"}
+    async with gw.post("/v1/commands", data=raw, headers=headers) as resp:
+        body = await resp.json()
+        assert resp.status == 400, body
+    assert body["error"]["code"] == "invalid_json"
+    assert problem in body["error"]["message"]

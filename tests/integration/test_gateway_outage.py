@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest
 from sqlmodel import col, select
 
@@ -104,3 +105,27 @@ async def test_broker_down_means_503_never_202_and_recovery_brings_202_back(
         assert status == 202
         assert revived["id"] == str(refused.id) and revived["status"] == "accepted"
         assert len(await bus_messages(outage_stack, revived["id"])) == 1
+
+
+async def test_readiness_fails_within_seconds_when_the_broker_freezes(
+    outage_stack: LocalStack,
+) -> None:
+    """SIGSTOP leaves every connection open but unanswered: readiness must notice anyway."""
+    frozen = [psutil.Process(pid) for pid in outage_stack.broker.process_ids()]
+    async with aiohttp.ClientSession(base_url=outage_stack.gateway_url) as gw:
+        assert await _ready(gw) == 200
+        for process in frozen:
+            process.suspend()
+        try:
+            frozen_at = time.monotonic()
+            deadline = frozen_at + 10
+            while await _ready(gw) != 503:
+                _before(deadline, "readiness to fail with the broker frozen")
+            noticed_after = time.monotonic() - frozen_at
+        finally:
+            for process in frozen:
+                process.resume()
+        deadline = time.monotonic() + 30
+        while await _ready(gw) != 200:
+            _before(deadline, "readiness to come back with the broker thawed")
+    assert noticed_after < 5

@@ -27,6 +27,7 @@ from consumers.http_edge import (
     raise_for_status,
     retry_delay_bounds,
 )
+from consumers.upstream_detail import quiet_detail
 from consumers.user_locks import UserLocks
 from schemas.topology import RETRY_DELAYS_SECONDS, retry_delay_for
 
@@ -212,3 +213,20 @@ async def test_user_locks_keep_arrival_order_per_user_and_let_users_overlap() ->
     assert ann == [f"{what} a{i}" for i in range(1, 6) for what in ("start", "end")]
     assert log.index("end b1") < log.index("end a1")
     assert locks._locks == {}  # nothing kept once nobody waits
+
+
+@pytest.mark.parametrize(
+    ("upstream", "expected"),
+    [
+        ("Permission denied: /srv/jupyterhub/home/alice/a.ipynb", "Permission denied: <path>"),
+        ("No such file or directory: work/a.ipynb", "No such file or directory: work/a.ipynb"),
+        (
+            "Cannot connect to host 127.0.0.1:8081 ssl:default",
+            "Cannot connect to host <host> ssl:default",
+        ),
+        ("redirected to http://10.0.0.5:8000/hub/login?next=x", "redirected to <url>"),
+        ("token 0123456789abcdef0123456789abcdef rejected", "token <secret> rejected"),
+    ],
+)
+def test_upstream_error_text_loses_paths_hosts_and_tokens(upstream: str, expected: str) -> None:
+    assert quiet_detail(upstream) == expected
