@@ -76,7 +76,7 @@ async def _user_token(
 
 
 async def _naive_app(stack: LocalStack, http: aiohttp.ClientSession, user: str) -> None:
-    api, auth = stack.hub.api_url, {"Authorization": f"token {stack.service_token}"}
+    api, auth = stack.hub.api_url, {"Authorization": f"token {stack.hub_admin_token}"}
     async with http.post(f"{api}/users/{user}", headers=auth) as response:
         if response.status != 201:
             raise RuntimeError(f"create user: HTTP {response.status}")
@@ -96,7 +96,7 @@ async def _naive_app(stack: LocalStack, http: aiohttp.ClientSession, user: str) 
 async def _polite_app(
     stack: LocalStack, http: aiohttp.ClientSession, hub: HubClient, user: str
 ) -> None:
-    api, auth = stack.hub.api_url, {"Authorization": f"token {stack.service_token}"}
+    api, auth = stack.hub.api_url, {"Authorization": f"token {stack.hub_admin_token}"}
     await hub.ensure_user(user)
     token = await _user_token(http, api, auth, user)
     await hub.start_server(user)  # <= spawn limit at once; 429 waited out (Retry-After)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shutil
@@ -11,11 +12,13 @@ import time
 from pathlib import Path
 
 from devstack.ports import free_port, start_retrying_ports, wait_for_http
+from devstack.private_files import private_dir, write_private
 from devstack.process import ManagedProcess, StartupError
 
 RABBITMQ_SCRIPTS = Path("/usr/lib/rabbitmq/bin")
 ENABLED_PLUGINS = "[rabbitmq_management,rabbitmq_prometheus,rabbitmq_consistent_hash_exchange].\n"
 _GRACEFUL_STOP_SECONDS = 60.0
+LOOPBACK_DISTRIBUTION = "-kernel inet_dist_use_interface {127,0,0,1}"
 _NODE_CHECK_SECONDS = 0.2
 
 
@@ -30,6 +33,10 @@ class RabbitMQBroker:
 
     def __init__(self, state_dir: Path) -> None:
         self.base_dir = state_dir.resolve() / "rabbitmq"
+        # The node's only user, created at its first boot (no guest); kept across
+        # restarts of this object's node, whose data keeps the user.
+        self.user = "orchestrator"
+        self.password = secrets.token_urlsafe(24)
         self.pid_file = self.base_dir / "rabbitmq.pid"
         self.mnesia_dir = self.base_dir / "mnesia"
         self._choose_ports()
@@ -58,13 +65,19 @@ class RabbitMQBroker:
 
     @property
     def amqp_url(self) -> str:
-        """AMQP URL with the loopback-only default ``guest`` user."""
-        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
+        """AMQP URL with the node's generated credentials (a secret: never log it)."""
+        return f"amqp://{self.user}:{self.password}@127.0.0.1:{self.amqp_port}/"
 
     @property
     def management_url(self) -> str:
-        """Base URL of the management HTTP API and UI (``guest``/``guest``)."""
+        """Base URL of the management HTTP API and UI (:attr:`management_auth`)."""
         return f"http://127.0.0.1:{self.management_port}"
+
+    @property
+    def management_auth(self) -> dict[str, str]:
+        """The ``Authorization`` header for the management API (the node's user)."""
+        pair = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {pair}"}
 
     @property
     def prometheus_url(self) -> str:
@@ -99,6 +112,10 @@ class RabbitMQBroker:
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             "ERL_EPMD_PORT": str(self.epmd_port),
             "ERL_EPMD_ADDRESS": "127.0.0.1",
+            # Erlang's distribution listener (the node's, and each CLI call's own)
+            # binds every interface unless told otherwise.
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": LOOPBACK_DISTRIBUTION,
+            "RABBITMQ_CTL_ERL_ARGS": LOOPBACK_DISTRIBUTION,
         }
 
     def start(self, timeout: float = 60) -> None:
@@ -155,7 +172,7 @@ class RabbitMQBroker:
             max(1.0, deadline - time.monotonic()),
             process=self._server,
             expect_status=200,
-            headers={"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="},  # guest:guest
+            headers=self.management_auth,
             proof=self.node_name,  # this node answered, not another on a reused port
         )
 
@@ -195,22 +212,31 @@ class RabbitMQBroker:
             raise self._server.startup_error(f"did not boot (rabbitmqctl wait: {output.strip()})")
 
     def _write_files(self) -> None:
+        private_dir(self.base_dir)
         (self.base_dir / "home").mkdir(parents=True, exist_ok=True)
         cookie = self.base_dir / "home" / ".erlang.cookie"
         if not cookie.exists():
             # Written up front so the server and the CLI never race to create it.
-            cookie.write_text(secrets.token_hex(20))
+            write_private(cookie, secrets.token_hex(20))
             cookie.chmod(0o400)
         (self.base_dir / "log").mkdir(exist_ok=True)
         (self.base_dir / "rabbitmq-env.conf").write_text("")
         (self.base_dir / "enabled_plugins").write_text(ENABLED_PLUGINS)
-        (self.base_dir / "rabbitmq.conf").write_text(
+        write_private(
+            self.base_dir / "rabbitmq.conf",
             f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
             f"management.tcp.ip = 127.0.0.1\n"
             f"management.tcp.port = {self.management_port}\n"
             f"prometheus.tcp.ip = 127.0.0.1\n"
             f"prometheus.tcp.port = {self.prometheus_port}\n"
             f"{QUORUM_WAL_LIMIT}\n"
+            # created at first boot instead of guest, which every local process could use
+            f"default_user = {self.user}\n"
+            f"default_pass = {self.password}\n"
+            "default_user_tags.administrator = true\n"
+            "default_permissions.configure = .*\n"
+            "default_permissions.read = .*\n"
+            "default_permissions.write = .*\n",
         )
 
 

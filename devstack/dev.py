@@ -50,7 +50,8 @@ def banner(stack: LocalStack, key: str, demo_url: str | None) -> str:
         "The notebook orchestrator is running (Ctrl-C stops everything).",
         f"  Gateway API        {stack.gateway_url}   (OpenAPI: {stack.gateway_url}/openapi.json)",
         f"  JupyterHub         {stack.hub.url}/hub/",
-        f"  RabbitMQ admin     {stack.broker.management_url}/   (guest / guest)",
+        f"  RabbitMQ admin     {stack.broker.management_url}/   "
+        f"(user {stack.broker.user}, password in {stack.state_dir}/rabbitmq/rabbitmq.conf)",
     ]
     if demo_url:
         lines.append(f"  Demo app           {demo_url}/")

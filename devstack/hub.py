@@ -18,6 +18,7 @@ from devstack.hub_config import (
     render_singleuser_config,
 )
 from devstack.ports import free_port, start_retrying_ports, wait_for_http
+from devstack.private_files import private_dir, write_private
 from devstack.process import ManagedProcess, snapshot_tree
 from devstack.proxy_install import DEFAULT_PROXY_PREFIX, install_proxy
 
@@ -46,6 +47,7 @@ class JupyterHubProcess:
             [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(self.config_path)],
             log_path=hub_dir / "jupyterhub.log",
             cwd=hub_dir,
+            umask=0o077,  # the Hub database, cookie secret and proxy state: owner only
         )
 
     def _choose_ports(self) -> HubPorts:
@@ -159,10 +161,10 @@ class JupyterHubProcess:
 
     def _write_config_files(self, proxy_command: Path) -> None:
         config = self.config
-        config.hub_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(config.hub_dir)  # config (tokens, launch secret), database, cookie secret
         config.singleuser_config_dir.mkdir(parents=True, exist_ok=True)
         (config.state_dir.resolve() / "home").mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(render_hub_config(config, self.ports, proxy_command))
+        write_private(self.config_path, render_hub_config(config, self.ports, proxy_command))
         (config.singleuser_config_dir / "jupyter_server_config.py").write_text(
             render_singleuser_config(config)
         )

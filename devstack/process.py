@@ -103,8 +103,10 @@ class ManagedProcess:
         log_path: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        umask: int = -1,
     ) -> None:
         self.name = name
+        self.umask = umask  # -1: inherit ours
         self.argv = list(argv)
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
@@ -135,6 +137,7 @@ class ManagedProcess:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                umask=self.umask,
             )
 
     def is_running(self) -> bool:

@@ -20,6 +20,7 @@ from devstack.broker import RabbitMQBroker
 from devstack.hub import JupyterHubProcess
 from devstack.hub_config import HubConfig, NotifyServiceSpec
 from devstack.ports import free_port, start_retrying_ports, wait_for_http
+from devstack.private_files import private_dir
 from devstack.process import ManagedProcess, StartupError
 from hub_service.jupyterhub_contract import SAVE_EXTENSION
 from hub_service.labextension.build import LABEXTENSIONS_DIR, build_labextension
@@ -53,10 +54,11 @@ class LocalStack:
     def __init__(self, state_dir: Path, options: StackOptions | None = None) -> None:
         self.state_dir = state_dir.resolve()
         self.options = options or StackOptions()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.state_dir)  # the orchestrator database and every secret live here
         self.logs_dir = self.state_dir / "logs"
         self.logs_dir.mkdir(exist_ok=True)
         self.service_token = secrets.token_hex(32)
+        self.hub_admin_token = secrets.token_hex(32)  # tests and benchmarks only
         self.launch_secret = secrets.token_hex(32)
         self.database_url = f"sqlite+aiosqlite:///{self.state_dir / 'orchestrator.db'}"
         self.gateway_port = self.options.gateway_port or free_port()
@@ -98,6 +100,7 @@ class LocalStack:
             hub_port=self.options.hub_port,
             launch_secret=self.launch_secret,
             labextensions_dirs=[LABEXTENSIONS_DIR],
+            admin_service_token=self.hub_admin_token,
         )
 
     def _notify_env(self) -> dict[str, str]:
@@ -118,6 +121,8 @@ class LocalStack:
         return {
             "ORCH_AMQP_URL": self.broker.amqp_url,
             "ORCH_MANAGEMENT_URL": self.broker.management_url,
+            "ORCH_MANAGEMENT_USER": self.broker.user,
+            "ORCH_MANAGEMENT_PASSWORD": self.broker.password,
             "ORCH_DATABASE_URL": self.database_url,
             "ORCH_PARTITIONS": str(self.options.partitions),
             "ORCH_GATEWAY_HOST": "127.0.0.1",

@@ -11,11 +11,19 @@ from __future__ import annotations
 LAUNCH_AUTHENTICATOR = "hub_service.launch.authenticator.LaunchCodeAuthenticator"
 CONTENTS_MANAGER = "hub_service.contents.AtomicReplaceFileManager"
 SAVE_EXTENSION = "hub_service.extension"
+# The orchestrator service's role: exactly the scopes its code uses (JupyterHub 6.1).
 ORCHESTRATOR_SCOPES = [
+    # POST /users/{name} (ensure-user). JupyterHub gates user creation on this scope
+    # alone; it brings delete:users and admin:auth_state, and there is no narrower one.
+    # The Hub stores no auth state (the launch authenticator keeps none), so
+    # admin:auth_state reads nothing; the code never deletes users.
     "admin:users",
-    "tokens",
-    "servers",
+    # POST /users/{name}/server and its progress stream (start-server, open, ...).
+    "start:servers",
+    # DELETE /users/{name}/server (stop-server).
+    "delete:servers",
+    # GET /users/{name}: the "servers" field of the user model (readiness, pending).
+    "read:servers",
+    # /user/{name}/api/contents/...: the contents API of the user's server.
     "access:servers",
-    "list:users",
-    "read:users",
 ]

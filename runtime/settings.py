@@ -17,7 +17,7 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore")
 
-    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    amqp_url: SecretStr = SecretStr("amqp://orchestrator@127.0.0.1:5672/")
     database_url: SecretStr = SecretStr("sqlite+aiosqlite:///orchestrator.db")
     partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=64)
     log_json: bool | None = None
@@ -79,6 +79,6 @@ class OperatorSettings(CommonSettings):
     """Operator tools (``orchestrator queues``, ``command``): the RabbitMQ management API."""
 
     management_url: str = "http://127.0.0.1:15672"
-    management_user: str = "guest"
-    management_password: SecretStr = SecretStr("guest")
+    management_user: str = "orchestrator"
+    management_password: SecretStr = SecretStr("")
     management_vhost: str = "/"

@@ -21,8 +21,6 @@ import psutil
 from devstack.process import snapshot_tree
 from schemas.topology import DEAD_LETTER_QUEUE
 
-_GUEST = {"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="}  # guest:guest, loopback only
-
 
 def tree_rss(pids: Iterable[int]) -> int:
     """Resident memory (bytes) of the processes ``pids`` and all their descendants."""
@@ -74,10 +72,10 @@ class MemorySeries:
         return result
 
 
-async def queue_depths(management_url: str) -> dict[str, int]:
+async def queue_depths(management_url: str, auth: dict[str, str]) -> dict[str, int]:
     """Ready + unacked messages per queue, from the RabbitMQ management API."""
     async with (
-        aiohttp.ClientSession(headers=_GUEST, timeout=aiohttp.ClientTimeout(total=10)) as http,
+        aiohttp.ClientSession(headers=auth, timeout=aiohttp.ClientTimeout(total=10)) as http,
         http.get(f"{management_url}/api/queues?columns=name,messages") as response,
     ):
         response.raise_for_status()

@@ -175,7 +175,7 @@ async def soak(
     load_task = asyncio.create_task(load.run(seconds, stop))
     while not load_task.done():
         memory.sample(groups)
-        all_depths = await queue_depths(stack.broker.management_url)
+        all_depths = await queue_depths(stack.broker.management_url, stack.broker.management_auth)
         depths.append(sum(n for q, n in all_depths.items() if q in partition_queues))
         await asyncio.wait({load_task}, timeout=sample_every)
     report = load_task.result()

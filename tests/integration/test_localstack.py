@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import stat
 import time
 import urllib.error
 import urllib.request
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import aio_pika
 import psutil
+import pytest
 
 from devstack.broker import RabbitMQBroker
 from devstack.hub import HubConfig, JupyterHubProcess
@@ -80,6 +82,14 @@ def test_broker_keeps_messages_over_restart_serves_metrics_and_stops_clean(tmp_p
         with urllib.request.urlopen(f"{broker.prometheus_url}/metrics", timeout=10) as metrics:
             assert metrics.status == 200
             assert b"rabbitmq_" in metrics.read()
+        guest_url = f"amqp://guest:guest@127.0.0.1:{broker.amqp_port}/"
+        with pytest.raises(aio_pika.exceptions.ProbableAuthenticationError):
+            asyncio.run(_publish_persistent(guest_url, b"as guest"))
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{broker.management_url}/api/overview", timeout=10)
+        assert refused.value.code == 401
+        conf = broker.base_dir / "rabbitmq.conf"  # holds the generated password
+        assert stat.S_IMODE(conf.stat().st_mode) == 0o600
     finally:
         broker.stop()
     assert pids

@@ -10,7 +10,6 @@ for this test, used by an extra standby consumer, plus a wrong password).
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import sys
@@ -39,14 +38,14 @@ def amqp_url_with(stack: LocalStack, user: str, password: str) -> str:
 async def add_broker_user(
     http: aiohttp.ClientSession, stack: LocalStack, user: str, pw: str
 ) -> None:
-    """Create a broker user with full rights on ``/`` (management API, as guest)."""
+    """Create a broker user with full rights on ``/`` (management API, as the node's user)."""
     api = stack.broker.management_url + "/api"
-    guest = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
+    admin = stack.broker.management_auth
     body = {"password": pw, "tags": ""}
-    async with http.put(f"{api}/users/{user}", json=body, headers=guest) as r:
+    async with http.put(f"{api}/users/{user}", json=body, headers=admin) as r:
         assert r.status in (201, 204), await r.text()
     rights = {"configure": ".*", "write": ".*", "read": ".*"}
-    async with http.put(f"{api}/permissions/%2F/{user}", json=rights, headers=guest) as r:
+    async with http.put(f"{api}/permissions/%2F/{user}", json=rights, headers=admin) as r:
         assert r.status in (201, 204), await r.text()
 
 

@@ -108,11 +108,11 @@ class JupyterUser:
             assert resp.status == 204, await resp.text()
 
     async def mint_token(self) -> str:
-        """A new token of this user (as the Hub gives servers), via the service's role."""
+        """A new token of this user (as the Hub gives servers), minted as the Hub admin."""
         async with self.http.post(
             f"{self.stack.hub.api_url}/users/{self.name}/tokens",
             json={"expires_in": 600, "note": "save-events test"},
-            headers=self._auth,
+            headers={"Authorization": f"token {self.stack.hub_admin_token}"},
         ) as resp:
             assert resp.status == 201, await resp.text()
             token: str = (await resp.json())["token"]
@@ -237,18 +237,21 @@ async def test_notifications_are_checked_before_anything_is_published(
     }
 
 
-async def test_hub_service_health_and_metrics(
+async def test_hub_service_health_and_metrics_only_on_its_loopback_port(
     stack: LocalStack, http: aiohttp.ClientSession
 ) -> None:
     direct = f"http://127.0.0.1:{stack.notify_port}"
     proxied = f"{stack.hub.url}/services/orchestrator-notify"
-    for base in (direct, proxied):
-        async with http.get(f"{base}/readyz") as resp:
-            assert resp.status == 200, await resp.text()
+    async with http.get(f"{direct}/readyz") as resp:
+        assert resp.status == 200, await resp.text()
     async with http.get(f"{direct}/metrics") as resp:
         assert "orch_contents_notifications_total" in await resp.text()
-    async with http.post(f"{direct}/notify", json={}) as resp:
-        assert resp.status == 401
+    for route in ("healthz", "readyz", "metrics"):  # the public proxy routes none of them
+        async with http.get(f"{proxied}/{route}") as resp:
+            assert resp.status == 404, route
+    for base in (direct, proxied):
+        async with http.post(f"{base}/notify", json={}) as resp:
+            assert resp.status == 401
 
 
 async def test_orchestrator_subscribe_prints_the_save(
