@@ -36,6 +36,15 @@ class Ports:
     launch_links: LaunchLinkIssuer | None = None
 
 
+@dataclass(frozen=True)
+class CommandContext:
+    """Where a command acts: ``workspace`` is the Hub user of the command's person in
+    the command's app (every Hub, contents and version call uses it)."""
+
+    command_id: uuid.UUID
+    workspace: str
+
+
 @dataclass
 class Outcome:
     """What a handler achieved."""
@@ -50,13 +59,14 @@ def notebook_url(hub_public_url: str, user: str, path: str) -> str:
 
 
 def saved_event(
-    version: StoredVersion, origin: SaveOrigin, content: dict[str, Any] | None
+    version: StoredVersion, origin: SaveOrigin, content: dict[str, Any] | None, *, user: str
 ) -> PendingEvent:
-    """The ``notebook.saved`` event for a stored version."""
+    """The ``notebook.saved`` event for a stored version of ``user`` (the person; the
+    version itself is kept under the workspace's Hub user)."""
     return PendingEvent(
         EventKind.NOTEBOOK_SAVED,
         NotebookSaved(
-            user=version.user,
+            user=user,
             path=version.path,
             version_id=version.id,
             sha256=version.sha256,
@@ -65,13 +75,13 @@ def saved_event(
             saved_at=version.created_at,
             content=content,
         ),
-        subject=f"{version.user}/{version.path}",
+        subject=f"{user}/{version.path}",
     )
 
 
-async def ensure_user(cmd: c.EnsureUser, ports: Ports, _id: uuid.UUID) -> Outcome:
-    """Create the Hub user if missing (201 and 409 both succeed)."""
-    created = await ports.hub.ensure_user(cmd.user)
+async def ensure_user(cmd: c.EnsureUser, ports: Ports, ctx: CommandContext) -> Outcome:
+    """Create the workspace's Hub user if missing (201 and 409 both succeed)."""
+    created = await ports.hub.ensure_user(ctx.workspace)
     return Outcome({"user": cmd.user, "created": created})
 
 
@@ -82,30 +92,31 @@ async def _ensure_server(user: str, ports: Ports) -> str:
     return await ports.hub.start_server(user, state)
 
 
-async def start_server(cmd: c.StartServer, ports: Ports, _id: uuid.UUID) -> Outcome:
+async def start_server(cmd: c.StartServer, ports: Ports, ctx: CommandContext) -> Outcome:
     """Ensure the user and a ready server (one Hub call when it already runs)."""
-    url = await _ensure_server(cmd.user, ports)
+    url = await _ensure_server(ctx.workspace, ports)
     return Outcome({"user": cmd.user, "server_url": ports.hub_public_url.rstrip("/") + url})
 
 
-async def stop_server(cmd: c.StopServer, ports: Ports, _id: uuid.UUID) -> Outcome:
+async def stop_server(cmd: c.StopServer, ports: Ports, ctx: CommandContext) -> Outcome:
     """Stop the user's server; nothing to stop is success."""
-    was_running = await ports.hub.stop_server(cmd.user)
+    was_running = await ports.hub.stop_server(ctx.workspace)
     return Outcome({"user": cmd.user, "stopped": True, "was_running": was_running})
 
 
-async def create(cmd: c.CreateNotebook, ports: Ports, _id: uuid.UUID) -> Outcome:
+async def create(cmd: c.CreateNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
     """Create an empty notebook at ``path`` (kept if it exists) or untitled in ``folder``."""
-    await _ensure_server(cmd.user, ports)
+    ws = ctx.workspace
+    await _ensure_server(ws, ports)
     if cmd.folder is not None:
-        await ports.contents.ensure_folder(cmd.user, cmd.folder)
-        path = await ports.contents.new_untitled(cmd.user, cmd.folder)
+        await ports.contents.ensure_folder(ws, cmd.folder)
+        path = await ports.contents.new_untitled(ws, cmd.folder)
         return Outcome({"path": path, "created": True})
     assert cmd.path is not None
-    await ports.contents.ensure_parent(cmd.user, cmd.path)
-    if await ports.contents.exists(cmd.user, cmd.path):
+    await ports.contents.ensure_parent(ws, cmd.path)
+    if await ports.contents.exists(ws, cmd.path):
         return Outcome({"path": cmd.path, "created": False})
-    await ports.contents.write_notebook(cmd.user, cmd.path, empty_notebook())
+    await ports.contents.write_notebook(ws, cmd.path, empty_notebook())
     return Outcome({"path": cmd.path, "created": True})
 
 
@@ -116,11 +127,11 @@ async def _stored_version(
     if version_id is not None:
         version = await ports.versions.version(version_id)
         if version is None or version.user != user:
-            raise NotFoundError(f"no version {version_id} of user {user}")
+            raise NotFoundError(f"no version {version_id} of this user")
     else:
         version = await ports.versions.latest(user, path)
         if version is None:
-            raise NotFoundError(f"no stored version of {path} for user {user}")
+            raise NotFoundError(f"no stored version of {path} for this user")
     text = await ports.versions.content(version.sha256)
     if text is None:
         raise NotFoundError(f"content of version {version.id} is missing")
@@ -132,33 +143,36 @@ async def _write_version(user: str, path: str, text: str, ports: Ports) -> None:
     await ports.contents.write_notebook(user, path, json.loads(text))
 
 
-async def restore(cmd: c.RestoreNotebook, ports: Ports, _id: uuid.UUID) -> Outcome:
+async def restore(cmd: c.RestoreNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
     """Write a stored version (given, or the latest) to ``path`` in the user's server.
 
-    An unknown version fails at once, before a server is started for nothing.
+    An unknown version, or one of another workspace (another app's), fails at once,
+    before a server is started for nothing.
     """
-    version, text = await _stored_version(cmd.user, cmd.path, cmd.version_id, ports)
-    await _ensure_server(cmd.user, ports)
-    await _write_version(cmd.user, cmd.path, text, ports)
+    ws = ctx.workspace
+    version, text = await _stored_version(ws, cmd.path, cmd.version_id, ports)
+    await _ensure_server(ws, ports)
+    await _write_version(ws, cmd.path, text, ports)
     return Outcome({"path": cmd.path, "version_id": str(version.id), "sha256": version.sha256})
 
 
-async def save(cmd: c.SaveNotebook, ports: Ports, command_id: uuid.UUID) -> Outcome:
+async def save(cmd: c.SaveNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
     """Read ``path``, validate it, store a new version unless identical to the latest."""
-    await _ensure_server(cmd.user, ports)
-    canonical = canonicalise(await ports.contents.read_notebook(cmd.user, cmd.path))
+    ws = ctx.workspace
+    await _ensure_server(ws, ports)
+    canonical = canonicalise(await ports.contents.read_notebook(ws, cmd.path))
     version = await ports.versions.add_version(
-        user=cmd.user,
+        user=ws,
         path=cmd.path,
         content=canonical.text,
         sha256=canonical.sha256,
         origin=SaveOrigin.COMMAND,
-        command_id=command_id,
+        command_id=ctx.command_id,
     )
     events = []
     if version.created:
         inline = canonical.as_dict() if canonical.size <= ports.inline_content_max_bytes else None
-        events.append(saved_event(version, SaveOrigin.COMMAND, inline))
+        events.append(saved_event(version, SaveOrigin.COMMAND, inline, user=cmd.user))
     return Outcome(
         {
             "path": cmd.path,
@@ -179,29 +193,30 @@ def _launch(user: str, path: str, ports: Ports) -> dict[str, Any]:
     return {"launch_url": link.url, "expires_at": link.expires_at.isoformat()}
 
 
-async def open_notebook(cmd: c.OpenNotebook, ports: Ports, _id: uuid.UUID) -> Outcome:
+async def open_notebook(cmd: c.OpenNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
     """Ensure user and server; keep the file if present, else restore latest or create."""
-    await _ensure_server(cmd.user, ports)
+    ws = ctx.workspace
+    await _ensure_server(ws, ports)
     restored: str | None = None
-    if not await ports.contents.exists(cmd.user, cmd.path):
-        latest = await ports.versions.latest(cmd.user, cmd.path)
+    if not await ports.contents.exists(ws, cmd.path):
+        latest = await ports.versions.latest(ws, cmd.path)
         if latest is not None:
-            version, text = await _stored_version(cmd.user, cmd.path, latest.id, ports)
-            await _write_version(cmd.user, cmd.path, text, ports)
+            version, text = await _stored_version(ws, cmd.path, latest.id, ports)
+            await _write_version(ws, cmd.path, text, ports)
             restored = str(version.id)
         else:
-            await ports.contents.ensure_parent(cmd.user, cmd.path)
-            await ports.contents.write_notebook(cmd.user, cmd.path, empty_notebook())
+            await ports.contents.ensure_parent(ws, cmd.path)
+            await ports.contents.write_notebook(ws, cmd.path, empty_notebook())
     return Outcome(
         {
             "path": cmd.path,
             "restored_version_id": restored,
-            **_launch(cmd.user, cmd.path, ports),
+            **_launch(ws, cmd.path, ports),
         }
     )
 
 
-Handler = Callable[[Any, Ports, uuid.UUID], Awaitable[Outcome]]
+Handler = Callable[[Any, Ports, CommandContext], Awaitable[Outcome]]
 
 HANDLERS: dict[c.CommandType, Handler] = {
     c.CommandType.ENSURE_USER: ensure_user,

@@ -7,7 +7,9 @@ latest; then ``notebook.saved`` is published. Renames and deletes are checked ag
 the server too (the old path gone, the new one there), then followed in the database
 (versions are kept) and published as ``notebook.renamed`` / ``notebook.deleted``.
 Files that are not notebooks are ignored. Notifications run under the user's lock, so
-they are applied in order with that user's commands.
+they are applied in order with that user's commands. The notifying Hub user is a
+workspace: its events name the workspace's person and carry its app's id, so only
+that app sees them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from consumers.errors import InvalidNotebook, NotFoundError, PermanentError, Tra
 from consumers.event_publisher import EventPublisher, PendingEvent
 from consumers.handlers import saved_event
 from consumers.notebook_codec import canonicalise
-from consumers.ports import InboundMessage, NotebookIndex, NotebookReader
+from consumers.ports import InboundMessage, NotebookIndex, NotebookReader, WorkspaceDirectory
 from consumers.redelivery import Redelivery
 from consumers.user_locks import UserLocks
 from runtime.bus.publisher import PublishFailed
@@ -29,6 +31,7 @@ from runtime.metrics import SAVE_TO_EVENT_SECONDS
 from schemas.commands import utcnow
 from schemas.events import EventKind, NotebookDeleted, NotebookRenamed, SaveOrigin
 from schemas.notifications import ContentsAction, ContentsNotification, ContentsNotificationMessage
+from schemas.workspaces import Workspace
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +51,7 @@ class NotificationProcessor:
         self,
         contents: NotebookReader,
         notebooks: NotebookIndex,
+        workspaces: WorkspaceDirectory,
         events: EventPublisher,
         redelivery: Redelivery,
         locks: UserLocks,
@@ -56,6 +60,7 @@ class NotificationProcessor:
     ) -> None:
         self._contents = contents
         self._notebooks = notebooks
+        self._workspaces = workspaces
         self._events = events
         self._redelivery = redelivery
         self._locks = locks
@@ -80,7 +85,12 @@ class NotificationProcessor:
         )
         async with self._locks.hold(note.user):
             try:
-                await self._apply(note, replayed=bool(incoming.redelivered))
+                who = await self._workspaces.owner(note.user) or Workspace(
+                    note.user,
+                    "",
+                    note.user,  # a Hub user the orchestrator did not create
+                )
+                await self._apply(note, who, replayed=bool(incoming.redelivered))
             except PublishFailed:
                 log.warning("event not confirmed; the notification will be redelivered")
                 await incoming.nack(requeue=True)
@@ -97,16 +107,18 @@ class NotificationProcessor:
                 await self._redelivery.dead_letter(incoming, "crash", reason)
         await incoming.ack()
 
-    async def _apply(self, note: ContentsNotification, *, replayed: bool) -> None:
+    async def _apply(self, note: ContentsNotification, who: Workspace, *, replayed: bool) -> None:
         if note.action == ContentsAction.SAVE:
-            await self._save(note, note.path, replayed=replayed)
+            await self._save(note, who, note.path, replayed=replayed)
         elif note.action == ContentsAction.RENAME:
             assert note.source_path is not None
-            await self._rename(note, note.source_path, note.path, replayed=replayed)
+            await self._rename(note, who, note.source_path, note.path, replayed=replayed)
         else:
-            await self._delete(note)
+            await self._delete(note, who)
 
-    async def _save(self, note: ContentsNotification, path: str, *, replayed: bool) -> None:
+    async def _save(
+        self, note: ContentsNotification, who: Workspace, path: str, *, replayed: bool
+    ) -> None:
         if not _is_notebook(path):
             return
         canonical = canonicalise(await self._contents.read_notebook(note.user, path))
@@ -122,13 +134,14 @@ class NotificationProcessor:
             log.info("save left the notebook unchanged", path=path)
             return
         inline = canonical.as_dict() if canonical.size <= self._inline_max else None
-        await self._publish(note, saved_event(version, SaveOrigin.JUPYTER, inline))
+        event = saved_event(version, SaveOrigin.JUPYTER, inline, user=who.user)
+        await self._publish(note, who, event)
         lag = (utcnow() - note.occurred_at).total_seconds()
         SAVE_TO_EVENT_SECONDS.observe(max(0.0, lag))
         log.info("jupyter save stored", path=path, version_id=str(version.id), lag=round(lag, 4))
 
     async def _rename(
-        self, note: ContentsNotification, old: str, new: str, *, replayed: bool
+        self, note: ContentsNotification, who: Workspace, old: str, new: str, *, replayed: bool
     ) -> None:
         if await self._contents.exists(note.user, old) or not await self._contents.exists(
             note.user, new
@@ -137,50 +150,55 @@ class NotificationProcessor:
             return
         if _is_notebook(old) and _is_notebook(new):
             if await self._notebooks.rename(note.user, old, new):
-                await self._renamed(note, old, new)
+                await self._renamed(note, who, old, new)
                 return
-            await self._deleted(note, old)  # untracked source or target taken: start anew
-            await self._save(note, new, replayed=replayed)
+            await self._deleted(note, who, old)  # untracked source or target taken: start anew
+            await self._save(note, who, new, replayed=replayed)
         elif _is_notebook(old):
-            await self._deleted(note, old)
+            await self._deleted(note, who, old)
         elif _is_notebook(new):
-            await self._save(note, new, replayed=replayed)
+            await self._save(note, who, new, replayed=replayed)
         else:  # a folder: every tracked notebook below it moves
             for summary in await self._notebooks.notebooks(note.user):
                 if _under(old, summary.path):
                     moved = posixpath.join(new, summary.path[len(old.rstrip("/")) + 1 :])
                     if await self._notebooks.rename(note.user, summary.path, moved):
-                        await self._renamed(note, summary.path, moved)
+                        await self._renamed(note, who, summary.path, moved)
 
-    async def _delete(self, note: ContentsNotification) -> None:
+    async def _delete(self, note: ContentsNotification, who: Workspace) -> None:
         if await self._contents.exists(note.user, note.path):
             log.info("deleted file exists in the server; ignored", path=note.path)
             return
         if _is_notebook(note.path):
-            await self._deleted(note, note.path)
+            await self._deleted(note, who, note.path)
             return
         for summary in await self._notebooks.notebooks(note.user):
             if _under(note.path, summary.path) and not summary.deleted:
-                await self._deleted(note, summary.path)
+                await self._deleted(note, who, summary.path)
 
-    async def _renamed(self, note: ContentsNotification, old: str, new: str) -> None:
+    async def _renamed(
+        self, note: ContentsNotification, who: Workspace, old: str, new: str
+    ) -> None:
         data = NotebookRenamed(
-            user=note.user, old_path=old, new_path=new, renamed_at=note.occurred_at
+            user=who.user, old_path=old, new_path=new, renamed_at=note.occurred_at
         )
-        event = PendingEvent(EventKind.NOTEBOOK_RENAMED, data, subject=f"{note.user}/{new}")
-        await self._publish(note, event)
+        event = PendingEvent(EventKind.NOTEBOOK_RENAMED, data, subject=f"{who.user}/{new}")
+        await self._publish(note, who, event)
         log.info("jupyter rename followed", old_path=old, new_path=new)
 
-    async def _deleted(self, note: ContentsNotification, path: str) -> None:
+    async def _deleted(self, note: ContentsNotification, who: Workspace, path: str) -> None:
         if not await self._notebooks.mark_deleted(note.user, path):
             return
-        data = NotebookDeleted(user=note.user, path=path, deleted_at=note.occurred_at)
-        event = PendingEvent(EventKind.NOTEBOOK_DELETED, data, subject=f"{note.user}/{path}")
-        await self._publish(note, event)
+        data = NotebookDeleted(user=who.user, path=path, deleted_at=note.occurred_at)
+        event = PendingEvent(EventKind.NOTEBOOK_DELETED, data, subject=f"{who.user}/{path}")
+        await self._publish(note, who, event)
         log.info("jupyter delete followed", path=path)
 
-    async def _publish(self, note: ContentsNotification, pending: PendingEvent) -> None:
-        """Publish with an id derived from the notification, so replays can be deduplicated."""
+    async def _publish(
+        self, note: ContentsNotification, who: Workspace, pending: PendingEvent
+    ) -> None:
+        """Publish as an event of the workspace's app (``who.app``; none for a Hub user the
+        orchestrator did not create), with an id derived from the notification."""
         await self._events.publish(
-            pending, caused_by=note.id, correlation_id=str(note.id), app_id=None
+            pending, caused_by=note.id, correlation_id=str(note.id), app_id=who.app or None
         )

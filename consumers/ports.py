@@ -2,7 +2,8 @@
 
 Handlers and processors take these as arguments; adapters implement them: the Hub
 client (:class:`HubPort`), the contents client (:class:`ContentsPort`), the database
-stores (:class:`VersionStore`, :class:`NotebookIndex`, :class:`CommandLog`), the
+stores (:class:`VersionStore`, :class:`NotebookIndex`, :class:`CommandLog`,
+:class:`WorkspaceDirectory`), the
 confirmed publisher (:class:`BusPublisher`) and aio-pika's incoming message
 (:class:`InboundMessage`). Unit tests substitute in-memory fakes.
 """
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 
 from schemas.events import CloudEvent, EventKind
 from schemas.versions import NotebookSummary, StoredVersion
+from schemas.workspaces import Workspace
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,18 @@ class NotebookIndex(VersionWriter, Protocol):
 
     async def notebooks(self, user: str) -> list[NotebookSummary]:
         """Every tracked notebook of ``user``, deleted ones included."""
+        ...
+
+
+class WorkspaceDirectory(Protocol):
+    """The registry of workspaces (one Hub user per app and person)."""
+
+    async def ensure(self, app: str, user: str) -> Workspace:
+        """The workspace of ``user`` in ``app``, recorded if new."""
+        ...
+
+    async def owner(self, name: str) -> Workspace | None:
+        """Whose workspace the Hub user ``name`` is, if it is one."""
         ...
 
 

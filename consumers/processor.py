@@ -1,6 +1,7 @@
 """Handling one command message, from decoding to ack.
 
 Flow: decode (poison → dead-letter queue) → begin the attempt in the command log →
+find the command's workspace (the Hub user of its person in its app) →
 defer while an earlier command of the same user is unfinished (keeps per-user order
 even across retries) → run the handler → commit the outcome → publish its events →
 ack. Transient failures go through the retry queues, then the dead-letter queue
@@ -21,8 +22,8 @@ from pydantic import ValidationError
 
 from consumers.errors import PermanentError, TransientError
 from consumers.event_publisher import EventPublisher
-from consumers.handlers import HANDLERS, Handler, Ports
-from consumers.ports import CommandLog, InboundMessage
+from consumers.handlers import HANDLERS, CommandContext, Handler, Ports
+from consumers.ports import CommandLog, InboundMessage, WorkspaceDirectory
 from consumers.redelivery import Redelivery, attempt_of
 from consumers.user_locks import UserLocks
 from runtime.db.models import CommandStatus
@@ -42,6 +43,7 @@ class CommandProcessor:
         self,
         ports: Ports,
         commands: CommandLog,
+        workspaces: WorkspaceDirectory,
         events: EventPublisher,
         redelivery: Redelivery,
         locks: UserLocks,
@@ -51,6 +53,7 @@ class CommandProcessor:
     ) -> None:
         self._ports = ports
         self._commands = commands
+        self._workspaces = workspaces
         self._events = events
         self._redelivery = redelivery
         self._locks = locks
@@ -115,8 +118,10 @@ class CommandProcessor:
     async def _run(self, incoming: InboundMessage, message: CommandMessage) -> None:
         started = time.monotonic()
         command_type = message.command.type
+        workspace = await self._workspaces.ensure(message.app, message.user)
+        context = CommandContext(message.id, workspace.name)
         try:
-            outcome = await self._handlers[command_type](message.command, self._ports, message.id)
+            outcome = await self._handlers[command_type](message.command, self._ports, context)
         except TransientError as exc:
             await self._commands.requeued(message.id)
             gave_up = await self._redelivery.retry_or_give_up(

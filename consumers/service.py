@@ -32,6 +32,7 @@ from runtime.db.commands import CommandStore
 from runtime.db.engine import create_schema, make_engine, make_sessionmaker
 from runtime.db.notebooks import NotebookStore
 from runtime.db.spawn_slots import SpawnSlots
+from runtime.db.workspaces import WorkspaceStore
 from runtime.settings import ConsumerSettings
 from schemas import topology as t
 from schemas.launch_codes import launch_link_issuer
@@ -102,10 +103,14 @@ async def consumer_runtime(
         events = EventPublisher(publisher)
         redelivery = Redelivery(publisher)
         locks = UserLocks()
-        commands = CommandProcessor(ports, CommandStore(sessions), events, redelivery, locks)
+        workspaces = WorkspaceStore(sessions)
+        commands = CommandProcessor(
+            ports, CommandStore(sessions), workspaces, events, redelivery, locks
+        )
         notifications = NotificationProcessor(
             ports.contents,
             notebooks,
+            workspaces,
             events,
             redelivery,
             locks,

@@ -13,7 +13,9 @@ import aiohttp
 
 from runtime.db.engine import make_engine, make_sessionmaker
 from runtime.db.notebooks import NotebookStore
+from runtime.db.workspaces import WorkspaceStore
 from schemas.versions import StoredVersion
+from schemas.workspaces import Workspace, workspace_name
 
 FINAL = {"succeeded", "failed", "rejected"}
 
@@ -68,15 +70,21 @@ class CommandClient:
 
 
 class JupyterFiles:
-    """The user's files as their server has them (contents API with the service token)."""
+    """A user's files in ``app``'s workspace as its server has them (contents API with
+    the service token). Methods take the person's name, as commands do."""
 
-    def __init__(self, http: aiohttp.ClientSession, hub_url: str, token: str) -> None:
+    def __init__(self, http: aiohttp.ClientSession, hub_url: str, token: str, *, app: str) -> None:
         self._http = http
         self._base = hub_url.rstrip("/")
         self._auth = {"Authorization": f"token {token}"}
+        self._app = app
+
+    def hub_user(self, user: str) -> str:
+        """The Hub user of ``user``'s workspace in this app."""
+        return workspace_name(self._app, user)
 
     def _url(self, user: str, path: str) -> str:
-        return f"{self._base}/user/{quote(user)}/api/contents/{quote(path)}"
+        return f"{self._base}/user/{quote(self.hub_user(user))}/api/contents/{quote(path)}"
 
     async def read(self, user: str, path: str) -> dict[str, Any] | None:
         """The notebook model at ``path`` (content included), or None if absent."""
@@ -103,7 +111,7 @@ class JupyterFiles:
     async def server(self, user: str) -> dict[str, Any] | None:
         """The user's default server as the Hub reports it (None: no server or no user)."""
         async with self._http.get(
-            f"{self._base}/hub/api/users/{quote(user)}", headers=self._auth
+            f"{self._base}/hub/api/users/{quote(self.hub_user(user))}", headers=self._auth
         ) as response:
             if response.status == 404:
                 return None
@@ -149,7 +157,17 @@ async def version_store(database_url: str) -> AsyncIterator[NotebookStore]:
         await engine.dispose()
 
 
-async def versions_of(database_url: str, user: str, path: str) -> list[StoredVersion]:
-    """Stored versions of one notebook, newest first."""
+async def versions_of(database_url: str, user: str, path: str, *, app: str) -> list[StoredVersion]:
+    """Stored versions of one notebook of ``user`` in ``app``, newest first."""
     async with version_store(database_url) as store:
-        return await store.versions(user, path)
+        return await store.versions(workspace_name(app, user), path)
+
+
+async def register_workspace(database_url: str, app: str, user: str) -> Workspace:
+    """Record ``user``'s workspace in ``app`` as a command would (for tests that drive
+    the Hub directly and expect the orchestrator to know whose workspace it is)."""
+    engine = make_engine(database_url)
+    try:
+        return await WorkspaceStore(make_sessionmaker(engine)).ensure(app, user)
+    finally:
+        await engine.dispose()

@@ -19,6 +19,7 @@ from devstack.ports import free_port
 from devstack.stack import LocalStack, StackOptions
 
 CHROMIUM = "/usr/bin/chromium"
+TEST_APP = "tests"  # the app of the ``app_key`` fixture: its workspaces hold the test users
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -54,7 +55,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, demo_port: int) -> Iterator[
 @pytest.fixture(scope="session")
 def app_key(stack: LocalStack) -> str:
     """An API key of an unrestricted app named 'tests'."""
-    return stack.issue_app_key("tests")
+    return stack.issue_app_key(TEST_APP)
 
 
 @pytest.fixture

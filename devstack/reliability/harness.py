@@ -21,6 +21,7 @@ from typing import Any
 
 from devstack.fault_proxy import FaultProxy
 from devstack.reliability.hub_faults import hub_behind_fault_proxy
+from devstack.reliability.load import RELIABILITY_APP
 from devstack.reliability.result import ScenarioResult
 from devstack.stack import LocalStack, StackOptions
 
@@ -63,7 +64,7 @@ def running_stack(
         proxy = cleanup.enter_context(hub_behind_fault_proxy(stack)) if fault_proxy else None
         try:
             stack.start()
-            yield RunningStack(stack, stack.issue_app_key("reliability"), proxy)
+            yield RunningStack(stack, stack.issue_app_key(RELIABILITY_APP), proxy)
         finally:
             stack.stop()
 

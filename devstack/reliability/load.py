@@ -23,6 +23,8 @@ from sqlmodel import col, select
 from runtime.db.engine import make_engine, make_sessionmaker
 from runtime.db.models import CommandRecord, CommandStatus, NotebookVersion
 
+RELIABILITY_APP = "reliability"  # the app whose key the scenarios send commands with
+
 _Row = TypeVar("_Row", CommandRecord, NotebookVersion)
 
 NO_ANSWER = 0  # status recorded when the gateway gave no HTTP answer at all

@@ -15,8 +15,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from devstack.reliability.load import run_command
+from devstack.reliability.load import RELIABILITY_APP, run_command
 from devstack.stack import LocalStack
+from schemas.workspaces import workspace_name
 
 NOTEBOOK_PATH = "reliability/notebook.ipynb"
 
@@ -34,8 +35,10 @@ def notebook_content(marker: str) -> dict[str, Any]:
 async def put_notebook(
     http: aiohttp.ClientSession, stack: LocalStack, user: str, path: str, marker: str
 ) -> int:
-    """Write a notebook saying ``marker`` at ``path`` in ``user``'s server; the HTTP status."""
-    url = f"{stack.hub.url}/user/{quote(user)}/api/contents/{quote(path)}"
+    """Write a notebook saying ``marker`` at ``path`` in ``user``'s server (the scenarios'
+    app's workspace of ``user``); the HTTP status."""
+    hub_user = workspace_name(RELIABILITY_APP, user)
+    url = f"{stack.hub.url}/user/{quote(hub_user)}/api/contents/{quote(path)}"
     body = {"type": "notebook", "format": "json", "content": notebook_content(marker)}
     headers = {"Authorization": f"token {stack.service_token}"}
     async with http.put(url, json=body, headers=headers) as response:

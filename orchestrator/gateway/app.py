@@ -17,6 +17,7 @@ from orchestrator.gateway.context import (
     NOTEBOOKS,
     PUBLISHER,
     SETTINGS,
+    WORKSPACES,
 )
 from orchestrator.gateway.embed_api import setup_embedding
 from orchestrator.gateway.middleware import correlation
@@ -26,6 +27,7 @@ from runtime.db.apps import AppStore
 from runtime.db.commands import CommandStore
 from runtime.db.engine import create_schema, make_engine, make_sessionmaker
 from runtime.db.notebooks import NotebookStore
+from runtime.db.workspaces import WorkspaceStore
 from runtime.http_errors import json_errors
 from runtime.settings import GatewaySettings
 
@@ -36,6 +38,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     sessions = make_sessionmaker(engine)
     app[COMMANDS] = CommandStore(sessions)
     app[NOTEBOOKS] = NotebookStore(sessions)
+    app[WORKSPACES] = WorkspaceStore(sessions)
     app[APPS] = AppStore(sessions)
     app[AUTH] = AppKeyCache(app[APPS].authenticate, ttl=app[SETTINGS].auth_cache_seconds)
     yield

@@ -10,6 +10,7 @@ from runtime.bus.publisher import ConfirmedPublisher
 from runtime.db.apps import AppIdentity, AppStore
 from runtime.db.commands import CommandStore
 from runtime.db.notebooks import NotebookStore
+from runtime.db.workspaces import WorkspaceStore
 from runtime.settings import GatewaySettings
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
@@ -19,6 +20,7 @@ APPS = web.AppKey("apps", AppStore)
 AMQP = web.AppKey("amqp", AbstractRobustConnection)
 PUBLISHER = web.AppKey("publisher", ConfirmedPublisher)
 BROKER_PROBE = web.AppKey("broker_probe", BrokerProbe)
+WORKSPACES = web.AppKey("workspaces", WorkspaceStore)
 
 REQUEST_APP = "orch.app"
 REQUEST_CORRELATION_ID = "orch.correlation_id"

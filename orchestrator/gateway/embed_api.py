@@ -20,6 +20,7 @@ from runtime.http_errors import ApiError
 from schemas.commands import CommandType
 from schemas.launch_codes import LaunchLinkIssuer, launch_link_issuer
 from schemas.names import check_notebook_path, check_username
+from schemas.workspaces import workspace_name
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 EMBED_MODULE_PATH = "/static/orchestrator-embed.js"
@@ -66,7 +67,8 @@ async def create_launch_link(request: web.Request) -> web.Response:
     issuer = request.app.get(LAUNCH_LINKS)
     if issuer is None:
         raise ApiError(503, "unavailable", "launch links are not configured (no launch secret)")
-    link = issuer.link(user, path)
+    # the calling app's workspace of the user: the Hub signs the browser in there only
+    link = issuer.link(workspace_name(current_app(request).name, user), path)
     return web.json_response(
         {
             "user": user,

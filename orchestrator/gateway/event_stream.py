@@ -48,10 +48,8 @@ class Subscription:
     def wants(self, event: dict[str, Any]) -> bool:
         """True if this client should see ``event``."""
         data = event.get("data") or {}
-        if event.get("appid") not in (None, self.app):
-            return False
-        if event.get("appid") is None and self.user is None:
-            return False  # events from inside Jupyter carry no app: only per-user streams
+        if event.get("appid") != self.app:
+            return False  # another app's, or of a Hub user no app owns
         if self.user is not None and data.get("user") != self.user:
             return False
         kind = ".".join(str(event.get("type", "")).split(".")[-3:-1])
@@ -133,8 +131,8 @@ def _sse(event: dict[str, Any]) -> bytes:
 async def event_stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events of the app (``?user=`` filters, ``?types=a,b`` picks kinds).
 
-    Events from inside Jupyter (saves, renames) carry no app and are streamed only
-    when a ``user`` is given that the app may act for.
+    Only the app's own events: its commands' results and what happens in its
+    workspaces (saves, renames, deletes inside Jupyter carry the workspace's app).
     """
     app = current_app(request)
     user = request.query.get("user")

@@ -1,4 +1,8 @@
-"""Read-only notebook API: a user's notebooks, their versions, one version's content."""
+"""Read-only notebook API: a user's notebooks, their versions, one version's content.
+
+Everything is read from the calling app's workspace of that user: another app's
+notebooks and versions do not exist for it (404), whatever its key allows.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,18 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator.gateway.context import NOTEBOOKS, current_app
+from orchestrator.gateway.context import NOTEBOOKS, WORKSPACES, current_app
 from orchestrator.gateway.validation import invalid_parameter
 from runtime.http_errors import ApiError
 from schemas.names import check_notebook_path, check_username
 from schemas.versions import StoredVersion
+from schemas.workspaces import workspace_name
 
 routes = web.RouteTableDef()
 
 
-def _user(request: web.Request) -> str:
+def _user(request: web.Request) -> tuple[str, str]:
+    """The ``{user}`` of the path and the calling app's workspace of that user."""
     user = request.match_info["user"]
     try:
         check_username(user)
@@ -26,7 +32,7 @@ def _user(request: web.Request) -> str:
     app = current_app(request)
     if not app.may_act_for(user):
         raise ApiError(403, "forbidden", f"app '{app.name}' may not read user '{user}'")
-    return user
+    return user, workspace_name(app.name, user)
 
 
 def _path(request: web.Request) -> str:
@@ -38,11 +44,11 @@ def _path(request: web.Request) -> str:
         raise invalid_parameter("path", str(exc)) from None
 
 
-def version_view(version: StoredVersion) -> dict[str, Any]:
-    """The public JSON shape of a version (without content)."""
+def version_view(version: StoredVersion, user: str) -> dict[str, Any]:
+    """The public JSON shape of a version of ``user`` (the person; without content)."""
     return {
         "id": str(version.id),
-        "user": version.user,
+        "user": user,
         "path": version.path,
         "sha256": version.sha256,
         "size": version.size,
@@ -54,8 +60,8 @@ def version_view(version: StoredVersion) -> dict[str, Any]:
 @routes.get("/v1/users/{user}/notebooks")
 async def list_notebooks(request: web.Request) -> web.Response:
     """Notebooks of a user with their latest version id, most recent first."""
-    user = _user(request)
-    notebooks = await request.app[NOTEBOOKS].notebooks(user)
+    user, workspace = _user(request)
+    notebooks = await request.app[NOTEBOOKS].notebooks(workspace)
     return web.json_response(
         {
             "user": user,
@@ -75,11 +81,11 @@ async def list_notebooks(request: web.Request) -> web.Response:
 @routes.get("/v1/users/{user}/versions")
 async def list_versions(request: web.Request) -> web.Response:
     """Versions of one notebook (``?path=``), newest first."""
-    user = _user(request)
+    user, workspace = _user(request)
     path = _path(request)
-    versions = await request.app[NOTEBOOKS].versions(user, path)
+    versions = await request.app[NOTEBOOKS].versions(workspace, path)
     return web.json_response(
-        {"user": user, "path": path, "versions": [version_view(v) for v in versions]}
+        {"user": user, "path": path, "versions": [version_view(v, user) for v in versions]}
     )
 
 
@@ -92,10 +98,11 @@ async def get_version(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", "no such version (ids are UUIDs)") from None
     store = request.app[NOTEBOOKS]
     version = await store.version(version_id)
+    owner = None if version is None else await request.app[WORKSPACES].owner(version.user)
     app = current_app(request)
-    if version is None or not app.may_act_for(version.user):
+    if version is None or owner is None or owner.app != app.name or not app.may_act_for(owner.user):
         raise ApiError(404, "not_found", f"no version {version_id}")
     content = await store.content(version.sha256)
     return web.json_response(
-        {**version_view(version), "content": json.loads(content) if content else None}
+        {**version_view(version, owner.user), "content": json.loads(content) if content else None}
     )

@@ -118,8 +118,21 @@ class CommandRecord(SQLModel, table=True):
     )
 
 
+class WorkspaceRecord(SQLModel, table=True):
+    """A Hub user that holds one person's notebooks for one app (``schemas.workspaces``)."""
+
+    __tablename__ = "workspace"
+    __table_args__ = (UniqueConstraint("app", "user", name="uq_workspace_app_user"),)
+
+    name: str = Field(primary_key=True, max_length=64)
+    app: str = Field(max_length=64)
+    user: str = Field(max_length=64)
+    created_at: datetime = _ts(nullable=False)
+
+
 class Notebook(SQLModel, table=True):
-    """A notebook of one user at one path, and its latest stored version."""
+    """A notebook at one path of one workspace (``user`` is the workspace's Hub user),
+    and its latest stored version."""
 
     __table_args__ = (UniqueConstraint("user", "path", name="uq_notebook_user_path"),)
 

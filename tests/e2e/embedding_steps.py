@@ -11,6 +11,7 @@ from playwright.async_api import Browser, FrameLocator, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from devstack.stack import LocalStack
+from schemas.workspaces import workspace_name
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "embedding"
 SPAWN_TIMEOUT_MS = 180_000
@@ -110,14 +111,29 @@ async def run_command(
 
 
 async def server_file(
-    http: aiohttp.ClientSession, stack: LocalStack, user: str, path: str
+    http: aiohttp.ClientSession, stack: LocalStack, app: str, user: str, path: str
 ) -> dict[str, Any]:
-    """The notebook as the user's Jupyter server has it on disk (through the Hub's proxy)."""
+    """The notebook as ``user``'s Jupyter server in ``app``'s workspace has it on disk
+    (through the Hub's proxy)."""
     async with http.get(
-        f"{stack.hub.url}/user/{user}/api/contents/{path}",
+        f"{stack.hub.url}/user/{workspace_name(app, user)}/api/contents/{path}",
         params={"content": "1"},
         headers={"Authorization": f"token {stack.service_token}"},
     ) as resp:
         assert resp.status == 200, await resp.text()
         content: dict[str, Any] = (await resp.json())["content"]
         return content
+
+
+async def launch_link(
+    http: aiohttp.ClientSession, stack: LocalStack, app_key: str, user: str, path: str
+) -> str:
+    """A fresh one-time launch link of ``user`` for ``path``, as the key's app asks for it."""
+    async with http.post(
+        f"{stack.gateway_url}/v1/users/{user}/launch",
+        json={"path": path},
+        headers={"Authorization": f"Bearer {app_key}"},
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        url: str = (await resp.json())["launch_url"]
+        return url

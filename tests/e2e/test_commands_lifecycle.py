@@ -19,6 +19,8 @@ from devstack.command_client import (
     versions_of,
 )
 from devstack.stack import LocalStack
+from schemas.workspaces import workspace_name
+from tests.conftest import TEST_APP
 
 SPAWN_TIMEOUT = 180
 
@@ -32,7 +34,7 @@ async def app(
 
 @pytest.fixture
 def files(stack: LocalStack, http: aiohttp.ClientSession) -> JupyterFiles:
-    return JupyterFiles(http, stack.hub.url, stack.service_token)
+    return JupyterFiles(http, stack.hub.url, stack.service_token, app=TEST_APP)
 
 
 async def test_ensure_user_start_server_again_and_stop(
@@ -45,7 +47,7 @@ async def test_ensure_user_start_server_again_and_stop(
     assert (await app.succeed({"type": "ensure-user", "user": username}))["created"] is False
 
     started = await app.succeed({"type": "start-server", "user": username}, SPAWN_TIMEOUT)
-    assert started["server_url"].endswith(f"/user/{username}/")
+    assert started["server_url"].endswith(f"/user/{files.hub_user(username)}/")
     server = await files.server(username)
     assert server is not None and server["ready"] is True
 
@@ -103,7 +105,7 @@ async def test_save_restore_and_open(
     await files.write(username, path, notebook_with("x = 2"))
     v2 = await app.succeed({"type": "save", "user": username, "path": path})
     assert v2["sha256"] == canonicalise(notebook_with("x = 2")).sha256
-    stored = await versions_of(stack.database_url, username, path)
+    stored = await versions_of(stack.database_url, username, path, app=TEST_APP)
     assert [v.sha256 for v in stored[:2]] == [v2["sha256"], v1["sha256"]]
     assert [str(v.id) for v in stored[:2]] == [v2["version_id"], v1["version_id"]]
     assert len({v.sha256 for v in stored}) == len(stored), "identical content stored twice"
@@ -120,7 +122,7 @@ async def test_save_restore_and_open(
     latest = await app.succeed({"type": "restore", "user": username, "path": path})
     assert latest["sha256"] == v2["sha256"]
     async with version_store(stack.database_url) as store:
-        newest = await store.latest(username, path)
+        newest = await store.latest(workspace_name(TEST_APP, username), path)
     assert newest is not None and str(newest.id) == latest["version_id"]
     assert cell_sources(await files.read(username, path)) == ["x = 2"]
 

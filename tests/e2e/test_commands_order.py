@@ -10,6 +10,7 @@ import aiohttp
 from consumers.notebook_codec import canonicalise
 from devstack.command_client import CommandClient, JupyterFiles, notebook_with
 from devstack.stack import LocalStack
+from tests.conftest import TEST_APP
 
 USERS = 5  # spread over 4 partitions, which the stack's two consumers share
 COMMANDS_PER_USER = 6
@@ -52,7 +53,7 @@ async def test_two_commands_for_one_user_apply_in_acceptance_order(
     stack: LocalStack, app_key: str, http: aiohttp.ClientSession
 ) -> None:
     app = CommandClient(http, stack.gateway_url, app_key)
-    files = JupyterFiles(http, stack.hub.url, stack.service_token)
+    files = JupyterFiles(http, stack.hub.url, stack.service_token, app=TEST_APP)
     ports = list(stack.consumer_metrics_ports.values())
     before = [await _finished_commands(http, port) for port in ports]
     users = [f"ord{uuid.uuid4().hex[:8]}" for _ in range(USERS)]

@@ -18,6 +18,7 @@ import pytest
 from playwright.async_api import Browser, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from devstack.demo.launcher import DEMO_APP_NAME
 from devstack.stack import LocalStack
 from tests.e2e.embedding_steps import (
     EVENT_TIMEOUT_MS,
@@ -34,6 +35,12 @@ from tests.e2e.embedding_steps import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 PATH = "work/analysis.ipynb"
+
+
+@pytest.fixture(scope="module")
+def demo_key(stack: LocalStack) -> str:
+    """A key of the demo's own app: the versions the demo makes belong to it."""
+    return stack.issue_app_key(DEMO_APP_NAME)
 
 
 async def _save_in_app(page: Page, previous: str | None) -> str:
@@ -63,7 +70,7 @@ async def _streamed_version_containing(
     page: Page,
     http: aiohttp.ClientSession,
     stack: LocalStack,
-    app_key: str,
+    demo_key: str,
     known: list[str],
     text: str,
 ) -> dict[str, Any]:
@@ -83,7 +90,7 @@ async def _streamed_version_containing(
             )
             for version_id in await fresh.json_value():
                 stored: dict[str, Any] = await gateway_json(
-                    http, stack, app_key, f"/v1/versions/{version_id}"
+                    http, stack, demo_key, f"/v1/versions/{version_id}"
                 )
                 if text in cell_sources(stored["content"]):
                     return stored
@@ -94,7 +101,7 @@ async def test_app_save_makes_a_version_live_and_restore_brings_it_back(
     stack: LocalStack,
     demo: str,
     browser: Browser,
-    app_key: str,
+    demo_key: str,
     http: aiohttp.ClientSession,
     username: str,
 ) -> None:
@@ -112,7 +119,7 @@ async def test_app_save_makes_a_version_live_and_restore_brings_it_back(
         await page.wait_for_selector(
             f'#versions li[data-version-id="{first_id}"]', timeout=EVENT_TIMEOUT_MS
         )
-        stored = await gateway_json(http, stack, app_key, f"/v1/versions/{first_id}")
+        stored = await gateway_json(http, stack, demo_key, f"/v1/versions/{first_id}")
         assert stored["user"] == username and stored["path"] == PATH
         assert first in cell_sources(stored["content"])
         await screenshot(page, "02-saved-version-listed")
@@ -124,7 +131,7 @@ async def test_app_save_makes_a_version_live_and_restore_brings_it_back(
             f'#versions li[data-version-id="{second_id}"]', timeout=EVENT_TIMEOUT_MS
         )
         listed = await gateway_json(
-            http, stack, app_key, f"/v1/users/{username}/versions", path=PATH
+            http, stack, demo_key, f"/v1/users/{username}/versions", path=PATH
         )
         assert {first_id, second_id} <= {v["id"] for v in listed["versions"]}
 
@@ -136,7 +143,7 @@ async def test_app_save_makes_a_version_live_and_restore_brings_it_back(
         )
         restored_cell = frame.locator(".jp-Notebook .jp-Cell .cm-content", has_text=first)
         await restored_cell.first.wait_for(timeout=EVENT_TIMEOUT_MS)
-        assert first in cell_sources(await server_file(http, stack, username, PATH))
+        assert first in cell_sources(await server_file(http, stack, DEMO_APP_NAME, username, PATH))
         await screenshot(page, "03-restored-older-version")
     finally:
         await page.context.close()
@@ -146,7 +153,7 @@ async def test_ctrl_s_inside_jupyter_makes_a_version(
     stack: LocalStack,
     demo: str,
     browser: Browser,
-    app_key: str,
+    demo_key: str,
     http: aiohttp.ClientSession,
     username: str,
 ) -> None:
@@ -166,7 +173,7 @@ async def test_ctrl_s_inside_jupyter_makes_a_version(
             timeout=EVENT_TIMEOUT_MS
         )
         # ... and the hub service's notification makes a version that streams in.
-        stored = await _streamed_version_containing(page, http, stack, app_key, known, edit)
+        stored = await _streamed_version_containing(page, http, stack, demo_key, known, edit)
         assert stored["origin"] == "jupyter"
         await screenshot(page, "04-ctrl-s-version")
     finally:

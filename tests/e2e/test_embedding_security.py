@@ -23,9 +23,12 @@ from playwright.async_api import Browser, ConsoleMessage
 
 from devstack.stack import LocalStack
 from schemas.launch_codes import issue_launch_code
+from schemas.workspaces import workspace_name
+from tests.conftest import TEST_APP
 from tests.e2e.embedding_steps import (
     SPAWN_TIMEOUT_MS,
     cell_sources,
+    launch_link,
     load_user,
     new_page,
     open_notebook,
@@ -48,17 +51,9 @@ async def opened(stack: LocalStack, app_key: str) -> str:
     return user
 
 
-async def _launch_url(
-    http: aiohttp.ClientSession, stack: LocalStack, app_key: str, user: str
-) -> str:
-    async with http.post(
-        f"{stack.gateway_url}/v1/users/{user}/launch",
-        json={"path": PATH},
-        headers={"Authorization": f"Bearer {app_key}"},
-    ) as resp:
-        assert resp.status == 200, await resp.text()
-        url: str = (await resp.json())["launch_url"]
-        return url
+def hub_user(user: str) -> str:
+    """The Hub user of ``user``'s workspace in the tests' app."""
+    return workspace_name(TEST_APP, user)
 
 
 class ForeignSite:
@@ -99,14 +94,14 @@ async def test_a_launch_link_works_once_then_is_refused(
     http: aiohttp.ClientSession,
     opened: str,
 ) -> None:
-    url = await _launch_url(http, stack, app_key, opened)
+    url = await launch_link(http, stack, app_key, opened, PATH)
     assert "token" not in url and stack.launch_secret not in url
 
     first = await new_page(browser)
     try:
         response = await first.goto(url)
         assert response is not None and response.ok
-        assert urlsplit(first.url).path == f"/user/{opened}/lab/tree/{PATH}"
+        assert urlsplit(first.url).path == f"/user/{hub_user(opened)}/lab/tree/{PATH}"
         await first.locator(".jp-Notebook").first.wait_for(timeout=SPAWN_TIMEOUT_MS)
         cookies = {c["name"] for c in await first.context.cookies()}
         assert "jupyterhub-hub-login" in cookies
@@ -128,9 +123,11 @@ async def test_expired_forged_and_missing_codes_are_refused(
     stack: LocalStack, browser: Browser, app_key: str, http: aiohttp.ClientSession, opened: str
 ) -> None:
     expired = issue_launch_code(
-        stack.launch_secret, opened, PATH, ttl_seconds=120, now=time.time() - 121
+        stack.launch_secret, hub_user(opened), PATH, ttl_seconds=120, now=time.time() - 121
     )
-    genuine = parse_qs(urlsplit(await _launch_url(http, stack, app_key, opened)).query)["code"][0]
+    genuine = parse_qs(urlsplit(await launch_link(http, stack, app_key, opened, PATH)).query)[
+        "code"
+    ][0]
     forged = genuine[:-4] + ("AAAA" if not genuine.endswith("AAAA") else "BBBB")
     page = await new_page(browser)
     try:
@@ -148,7 +145,7 @@ async def test_expired_forged_and_missing_codes_are_refused(
         # The genuine code was not spent by the forgery: it still logs in.
         response = await page.goto(f"{stack.hub.url}/hub/launch?code={genuine}")
         assert response is not None and response.ok
-        assert urlsplit(page.url).path == f"/user/{opened}/lab/tree/{PATH}"
+        assert urlsplit(page.url).path == f"/user/{hub_user(opened)}/lab/tree/{PATH}"
     finally:
         await page.context.close()
 
@@ -169,7 +166,7 @@ async def test_csp_lets_only_the_app_origin_frame_jupyter(
     async with http.get(f"{stack.hub.url}/hub/login") as resp:
         assert _frame_ancestors(resp.headers["Content-Security-Policy"]) == [expected]
     async with http.get(
-        f"{stack.hub.url}/user/{opened}/api/contents/{PATH}",
+        f"{stack.hub.url}/user/{hub_user(opened)}/api/contents/{PATH}",
         headers={"Authorization": f"token {stack.service_token}"},
     ) as resp:
         assert resp.status == 200
@@ -177,7 +174,7 @@ async def test_csp_lets_only_the_app_origin_frame_jupyter(
 
     foreign.pages["frame"] = (
         f'<iframe id="hub" src="{stack.hub.url}/hub/login"></iframe>'
-        f'<iframe id="lab" src="{stack.hub.url}/user/{opened}/lab/tree/{PATH}"></iframe>'
+        f'<iframe id="lab" src="{stack.hub.url}/user/{hub_user(opened)}/lab/tree/{PATH}"></iframe>'
     )
     page = await new_page(browser)
     refusals: list[str] = []
@@ -212,7 +209,7 @@ async def test_the_bridge_ignores_a_foreign_popup_opener(
         "<script>window.received = [];"
         "window.addEventListener('message', e => window.received.push(e.data));</script>"
     )
-    url = await _launch_url(http, stack, app_key, opened)
+    url = await launch_link(http, stack, app_key, opened, PATH)
     page = await new_page(browser)
     try:
         await page.goto(f"{foreign.origin}/opener")
@@ -247,7 +244,7 @@ async def test_the_bridge_ignores_a_foreign_popup_opener(
         async with asyncio.timeout(30):
             await ignored.wait()
         assert await page.evaluate("window.received") == []
-        assert marker not in cell_sources(await server_file(http, stack, opened, PATH))
+        assert marker not in cell_sources(await server_file(http, stack, TEST_APP, opened, PATH))
         await screenshot(popup, "12-popup-ignores-foreign-opener")
     finally:
         await page.context.close()

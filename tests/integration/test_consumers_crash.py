@@ -26,6 +26,7 @@ from devstack.command_client import (
 from devstack.stack import LocalStack, StackOptions
 
 SPAWN_PENDING_TIMEOUT = 60
+CRASH_APP = "crash"
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +64,8 @@ def _kill_all_consumers(stack: LocalStack) -> None:
 async def test_consumers_killed_during_a_spawn_then_open_and_save_complete_once(
     crashy: LocalStack, http: aiohttp.ClientSession, username: str
 ) -> None:
-    app = CommandClient(http, crashy.gateway_url, crashy.issue_app_key("crash"))
-    files = JupyterFiles(http, crashy.hub.url, crashy.service_token)
+    app = CommandClient(http, crashy.gateway_url, crashy.issue_app_key(CRASH_APP))
+    files = JupyterFiles(http, crashy.hub.url, crashy.service_token, app=CRASH_APP)
     opened = await app.submit({"type": "open", "user": username, "path": "kept.ipynb"})
     saved = await app.submit({"type": "save", "user": username, "path": "kept.ipynb"})
 
@@ -80,10 +81,11 @@ async def test_consumers_killed_during_a_spawn_then_open_and_save_complete_once(
     assert open_view["attempts"] >= 2, "the open was not interrupted"
     assert save_view["status"] == "succeeded", save_view
     assert cell_sources(await files.read(username, "kept.ipynb")) == []
-    versions = await versions_of(crashy.database_url, username, "kept.ipynb")
+    versions = await versions_of(crashy.database_url, username, "kept.ipynb", app=CRASH_APP)
     assert [str(v.id) for v in versions] == [save_view["result"]["version_id"]]
 
     await files.write(username, "kept.ipynb", notebook_with("after the crash"))
     again = await app.succeed({"type": "save", "user": username, "path": "kept.ipynb"})
     assert again["new_version"] is True
-    assert len(await versions_of(crashy.database_url, username, "kept.ipynb")) == 2
+    kept = await versions_of(crashy.database_url, username, "kept.ipynb", app=CRASH_APP)
+    assert len(kept) == 2

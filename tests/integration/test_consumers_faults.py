@@ -22,8 +22,10 @@ from devstack.command_client import CommandClient
 from devstack.fault_proxy import FaultProxy, FaultRule
 from devstack.stack import LocalStack, StackOptions
 from schemas import topology as t
+from schemas.workspaces import workspace_name
 
 Faulty = tuple[LocalStack, FaultProxy]
+FAULTS_APP = "faults"
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
 
 @pytest.fixture(scope="module")
 def faults_key(faulty: Faulty) -> str:
-    return faulty[0].issue_app_key("faults")
+    return faulty[0].issue_app_key(FAULTS_APP)
 
 
 @pytest.fixture
@@ -71,7 +73,8 @@ async def _metric(http: aiohttp.ClientSession, stack: LocalStack, name: str) -> 
 
 
 def _user_path(user: str) -> str:
-    return f"^/hub/api/users/{user}$"
+    """The Hub API path of ``user``'s workspace in the faults app."""
+    return f"^/hub/api/users/{workspace_name(FAULTS_APP, user)}$"
 
 
 async def test_hub_503_for_a_while_is_retried_until_the_command_succeeds(
@@ -88,6 +91,7 @@ async def test_hub_503_for_a_while_is_retried_until_the_command_succeeds(
 
 async def test_hub_429_retry_after_is_waited_out(faulty: Faulty, app: CommandClient) -> None:
     user = f"r{uuid.uuid4().hex[:8]}"
+    hub_user = workspace_name(FAULTS_APP, user)
     _, proxy = faulty
     proxy.set_rules(
         FaultRule(
@@ -96,7 +100,7 @@ async def test_hub_429_retry_after_is_waited_out(faulty: Faulty, app: CommandCli
             retry_after=3,
             count=1,
             method="POST",
-            path_pattern=f"^/hub/api/users/{user}/server$",
+            path_pattern=f"^/hub/api/users/{hub_user}/server$",
         )
     )
     started = time.monotonic()
@@ -105,7 +109,7 @@ async def test_hub_429_retry_after_is_waited_out(faulty: Faulty, app: CommandCli
     assert time.monotonic() - started >= 3.0
     stats = proxy.stats()
     assert stats["faults"] == {"status": 1}
-    assert stats["requests"][f"POST /hub/api/users/{user}/server"] == 2
+    assert stats["requests"][f"POST /hub/api/users/{hub_user}/server"] == 2
 
 
 async def test_dropped_connections_for_a_while_then_the_command_succeeds(
@@ -113,7 +117,8 @@ async def test_dropped_connections_for_a_while_then_the_command_succeeds(
 ) -> None:
     user = f"d{uuid.uuid4().hex[:8]}"
     _, proxy = faulty
-    proxy.set_rules(FaultRule("drop", seconds=4, path_pattern=f"^/(hub/api/users|user)/{user}"))
+    hub_user = workspace_name(FAULTS_APP, user)
+    proxy.set_rules(FaultRule("drop", seconds=4, path_pattern=f"^/(hub/api/users|user)/{hub_user}"))
     view = await app.run({"type": "open", "user": user, "path": "dropped.ipynb"})
     assert view["status"] == "succeeded", view
     assert proxy.stats()["faults"]["drop"] >= 1
@@ -128,7 +133,8 @@ async def test_a_permanent_hub_error_fails_at_once_and_says_why(
     assert (view["status"], view["attempts"]) == ("failed", 1)
     assert view["error"]["code"] == "hub_forbidden"
     assert "HTTP 403" in view["error"]["message"] and "scopes" in view["error"]["message"]
-    assert proxy.stats()["requests"] == {f"POST /hub/api/users/{username}": 1}
+    hub_user = workspace_name(FAULTS_APP, username)
+    assert proxy.stats()["requests"] == {f"POST /hub/api/users/{hub_user}": 1}
 
 
 async def _publish_raw(amqp_url: str, queue: str, body: bytes) -> None:
@@ -190,5 +196,5 @@ async def test_a_crashed_command_is_dead_lettered_and_replay_performs_it(
     assert replayed == [{"id": failed["id"], "replayed": True, "command_reopened": True}]
     done = await app.wait(failed["id"])
     assert done["status"] == "succeeded", done
-    assert done["result"]["server_url"].endswith(f"/user/{username}/")
+    assert done["result"]["server_url"].endswith(f"/user/{workspace_name(FAULTS_APP, username)}/")
     assert not [row for row in _dead_letters(stack) if row["id"] == failed["id"]]

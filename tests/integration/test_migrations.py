@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from alembic import command
@@ -17,9 +18,11 @@ from sqlmodel import SQLModel
 from runtime.db.engine import create_schema, make_engine
 from runtime.db.migrations import alembic_config, current_revision, head_revision
 from runtime.db.migrations.versions import r0004_drop_unused_command_indexes as r0004
+from runtime.db.migrations.versions.r0005_workspaces import LEGACY_APP
+from schemas.workspaces import workspace_name
 
 pytest_plugins = ["tests.integration.database_fixtures"]
-TABLES_AFTER_0001 = {"spawn_slot"}
+TABLES_AFTER_0001 = {"spawn_slot", "workspace"}
 INDEXES_AFTER_0001 = {"ix_command_user_status_created"}
 # In revision 0001 and dropped by 0004, so not in the models any more.
 INDEXES_DROPPED_AFTER_0001 = r0004.DROPPED
@@ -134,3 +137,70 @@ def test_processes_starting_together_migrate_once(db_url: str) -> None:
     failures = [err for (_out, err), p in zip(outcomes, processes, strict=True) if p.returncode]
     assert failures == []
     assert [out.strip() for out, _err in outcomes] == [f"migrated {head_revision()}"] * 4
+
+
+def _migrate_to(revision: str) -> Any:
+    def migrate(conn: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+    return migrate
+
+
+async def test_existing_notebooks_move_into_their_apps_workspaces(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate_to("0004"))
+            now = datetime(2026, 11, 30, 10, tzinfo=UTC)
+            await conn.execute(
+                text(
+                    'INSERT INTO command (id, app, type, "user", payload, status, attempts, '
+                    "correlation_id, created_at, updated_at) VALUES "
+                    "('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'app-x', 'save', 'bob', '{}', "
+                    "'succeeded', 1, 'c', :now, :now)"
+                ),
+                {"now": now},
+            )
+            await conn.execute(
+                text(
+                    'INSERT INTO notebook (id, "user", path, deleted, created_at, updated_at) '
+                    "VALUES ('11111111111111111111111111111111', 'bob', 'a.ipynb', false, "
+                    ":now, :now), ('22222222222222222222222222222222', 'bob', 'b.ipynb', "
+                    "false, :now, :now)"
+                ),
+                {"now": now},
+            )
+            await conn.execute(
+                text("INSERT INTO notebook_blob (sha256, size, content) VALUES ('s', 2, '{}')")
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO notebook_version (id, notebook_id, sha256, size, origin, "
+                    "command_id, created_at) VALUES ('33333333333333333333333333333333', "
+                    "'11111111111111111111111111111111', 's', 2, 'command', "
+                    "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', :now)"
+                ),
+                {"now": now},
+            )
+        await create_schema(engine)
+        async with engine.connect() as conn:
+            owners = (
+                await conn.execute(text('SELECT path, "user" FROM notebook ORDER BY path'))
+            ).all()
+            workspaces = (
+                await conn.execute(text('SELECT name, app, "user" FROM workspace ORDER BY app'))
+            ).all()
+    finally:
+        await engine.dispose()
+    written_by_app_x = workspace_name("app-x", "bob")
+    only_saved_in_jupyter = workspace_name(LEGACY_APP, "bob")
+    assert [tuple(row) for row in owners] == [
+        ("a.ipynb", written_by_app_x),
+        ("b.ipynb", only_saved_in_jupyter),
+    ]
+    assert [tuple(row) for row in workspaces] == [
+        (written_by_app_x, "app-x", "bob"),
+        (only_saved_in_jupyter, LEGACY_APP, "bob"),
+    ]

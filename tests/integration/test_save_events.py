@@ -25,9 +25,12 @@ import pytest
 
 from consumers.hub_client import HubClient
 from consumers.notebook_codec import canonicalise, empty_notebook
+from devstack.command_client import register_workspace
 from devstack.stack import LocalStack, StackOptions
 from orchestrator.operator.subscribe import EventSubscription, ReceivedEvent, subscribe_events
 from schemas.export import event_schema_name, load_schema
+from schemas.workspaces import workspace_name
+from tests.conftest import TEST_APP
 
 EVENT_TIMEOUT = 60.0
 
@@ -68,24 +71,29 @@ async def next_event(events: EventSubscription, matches: Callable[[ReceivedEvent
 
 
 class JupyterUser:
-    """A Hub user with a running server, driven through the Hub's proxy."""
+    """A person's workspace in the tests' app: its Hub user with a running server,
+    driven through the Hub's proxy. ``name`` is the person (what apps and events say),
+    ``hub_user`` the workspace's Hub user."""
 
     def __init__(self, stack: LocalStack, http: aiohttp.ClientSession, name: str) -> None:
         self.stack = stack
         self.http = http
         self.name = name
+        self.hub_user = workspace_name(TEST_APP, name)
         self._auth = {"Authorization": f"token {stack.service_token}"}
 
     async def start(self) -> JupyterUser:
-        """Create the user and start the server (through the consumers' own Hub client)."""
+        """Record the workspace, create its Hub user and start the server (through the
+        consumers' own Hub client)."""
+        await register_workspace(self.stack.database_url, TEST_APP, self.name)
         hub = HubClient(self.http, self.stack.hub.api_url, self.stack.service_token)
-        await hub.ensure_user(self.name)
-        await hub.start_server(self.name)
+        await hub.ensure_user(self.hub_user)
+        await hub.start_server(self.hub_user)
         return self
 
     def contents_url(self, path: str) -> str:
-        """The contents API URL of ``path`` in this user's server."""
-        return f"{self.stack.hub.url}/user/{self.name}/api/contents/{path}"
+        """The contents API URL of ``path`` in this workspace's server."""
+        return f"{self.stack.hub.url}/user/{self.hub_user}/api/contents/{path}"
 
     async def save(self, path: str, content: dict[str, Any]) -> float:
         """PUT ``content`` as Ctrl-S does; returns the request's seconds (asserts success)."""
@@ -110,7 +118,7 @@ class JupyterUser:
     async def mint_token(self) -> str:
         """A new token of this user (as the Hub gives servers), minted as the Hub admin."""
         async with self.http.post(
-            f"{self.stack.hub.api_url}/users/{self.name}/tokens",
+            f"{self.stack.hub.api_url}/users/{self.hub_user}/tokens",
             json={"expires_in": 600, "note": "save-events test"},
             headers={"Authorization": f"token {self.stack.hub_admin_token}"},
         ) as resp:
@@ -197,9 +205,9 @@ async def test_notifications_are_checked_before_anything_is_published(
 ) -> None:
     owner = await JupyterUser(stack, http, fresh_name()).start()
     intruder = JupyterUser(stack, http, fresh_name())
-    await HubClient(http, stack.hub.api_url, stack.service_token).ensure_user(intruder.name)
+    await HubClient(http, stack.hub.api_url, stack.service_token).ensure_user(intruder.hub_user)
     notify_url = f"http://127.0.0.1:{stack.notify_port}/notify"
-    forged = {"user": owner.name, "action": "delete", "path": "kept.ipynb"}
+    forged = {"user": owner.hub_user, "action": "delete", "path": "kept.ipynb"}
 
     async with subscribe_events(stack.broker.amqp_url, ["notebook"]) as events:
         await owner.save("kept.ipynb", notebook("must survive"))

@@ -13,6 +13,8 @@ import psutil
 
 from devstack.command_client import CommandClient
 from devstack.stack import LocalStack
+from schemas.workspaces import workspace_name
+from tests.conftest import TEST_APP
 
 
 def _stack_pids(stack: LocalStack) -> set[int]:
@@ -38,7 +40,7 @@ async def test_every_listening_socket_of_the_stack_is_on_loopback(
     await CommandClient(http, stack.gateway_url, app_key).succeed(
         {"type": "start-server", "user": username}
     )
-    kernels = f"{stack.hub.url}/user/{username}/api/kernels"
+    kernels = f"{stack.hub.url}/user/{workspace_name(TEST_APP, username)}/api/kernels"
     auth = {"Authorization": f"token {stack.service_token}"}
     async with http.post(kernels, json={"name": "python3"}, headers=auth) as resp:
         assert resp.status == 201, await resp.text()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from consumers.errors import InvalidNotebook, NotFoundError
-from consumers.handlers import HANDLERS, Outcome, Ports
+from consumers.handlers import HANDLERS, CommandContext, Outcome, Ports
 from consumers.notebook_codec import canonicalise, empty_notebook
 from consumers.ports import ServerState
 from schemas import commands as c
@@ -154,8 +154,12 @@ class World:
     versions: FakeVersions
     ports: Ports
 
-    async def run(self, command: Any, command_id: uuid.UUID | None = None) -> Outcome:
-        return await HANDLERS[command.type](command, self.ports, command_id or uuid.uuid4())
+    async def run(
+        self, command: Any, command_id: uuid.UUID | None = None, workspace: str | None = None
+    ) -> Outcome:
+        """Run ``command`` in ``workspace`` (default: a Hub user named like the person)."""
+        context = CommandContext(command_id or uuid.uuid4(), workspace or command.user)
+        return await HANDLERS[command.type](command, self.ports, context)
 
 
 @pytest.fixture
@@ -333,3 +337,18 @@ async def test_open_keeps_a_file_that_is_there(world: World) -> None:
     assert json.dumps(world.contents.files[("ann", "n.ipynb")]) == json.dumps(
         notebook("unsaved edits")
     )
+
+
+async def test_a_command_acts_in_its_workspace_and_answers_with_the_person(
+    world: World,
+) -> None:
+    saved = await world.run(c.EnsureUser(user="ann"), workspace="ann-0123456789")
+    assert world.hub.users == {"ann-0123456789"}
+    assert saved.result == {"user": "ann", "created": True}
+    await world.run(c.CreateNotebook(user="ann", path="a.ipynb"), workspace="ann-0123456789")
+    outcome = await world.run(
+        c.SaveNotebook(user="ann", path="a.ipynb"), workspace="ann-0123456789"
+    )
+    (event,) = outcome.events
+    assert event.data.user == "ann" and event.subject == "ann/a.ipynb"
+    assert [v.user for v in world.versions.versions] == ["ann-0123456789"]

@@ -28,9 +28,9 @@ def _succeeded(app: str | None, user: str) -> dict[str, Any]:
     return parsed
 
 
-def _deleted_in_jupyter(user: str) -> dict[str, Any]:
+def _deleted_in_jupyter(user: str, app: str | None) -> dict[str, Any]:
     data = NotebookDeleted(user=user, path="a.ipynb", deleted_at=utcnow())
-    event = make_event(EventKind.NOTEBOOK_DELETED, data, subject=f"{user}/a.ipynb")
+    event = make_event(EventKind.NOTEBOOK_DELETED, data, subject=f"{user}/a.ipynb", app_id=app)
     parsed: dict[str, Any] = json.loads(event.model_dump_json())
     return parsed
 
@@ -48,10 +48,14 @@ def test_user_filter() -> None:
     assert not sub.wants(_succeeded("app-a", "bob"))
 
 
-def test_events_from_inside_jupyter_only_on_per_user_streams() -> None:
-    assert not Subscription(app="app-a", user=None, kinds=None).wants(_deleted_in_jupyter("al"))
-    assert Subscription(app="app-a", user="al", kinds=None).wants(_deleted_in_jupyter("al"))
-    assert not Subscription(app="app-a", user="bo", kinds=None).wants(_deleted_in_jupyter("al"))
+def test_events_from_inside_jupyter_go_to_the_workspaces_app_only() -> None:
+    mine, theirs, nobodys = (_deleted_in_jupyter("al", app) for app in ("app-a", "app-b", None))
+    for user in (None, "al"):
+        sub = Subscription(app="app-a", user=user, kinds=None)
+        assert sub.wants(mine)
+        assert not sub.wants(theirs)
+        assert not sub.wants(nobodys)  # a Hub user no app owns
+    assert not Subscription(app="app-a", user="bo", kinds=None).wants(mine)
 
 
 def test_kind_filter() -> None:

@@ -30,6 +30,7 @@ from runtime.db.models import CommandStatus
 from schemas import topology as t
 from schemas.commands import CommandMessage, CommandType
 from schemas.events import CloudEvent, EventKind, NotebookSaved, SaveOrigin, event_type
+from schemas.workspaces import Workspace, workspace_name
 
 
 @dataclass
@@ -160,6 +161,21 @@ class FakeCommandLog:
         self.journal.steps.append(f"commit {status.value}")
 
 
+class FakeWorkspaces:
+    """The workspace registry in memory, naming workspaces as the real one does."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, Workspace] = {}
+
+    async def ensure(self, app: str, user: str) -> Workspace:
+        workspace = Workspace(workspace_name(app, user), app, user)
+        self.known[workspace.name] = workspace
+        return workspace
+
+    async def owner(self, name: str) -> Workspace | None:
+        return self.known.get(name)
+
+
 def saved(user: str) -> PendingEvent:
     data = NotebookSaved(
         user=user,
@@ -184,6 +200,7 @@ class Rig:
         self.processor = CommandProcessor(
             Ports(hub=None, contents=None, versions=None, hub_public_url="http://hub"),  # type: ignore[arg-type]
             self.log,
+            FakeWorkspaces(),
             EventPublisher(self.publisher),
             redelivery,
             UserLocks(),
@@ -411,6 +428,7 @@ def notification_router(journal: Journal) -> tuple[MessageRouter, FakePublisher]
     processor = NotificationProcessor(
         FlakyReader(),
         None,  # type: ignore[arg-type]  # never reached: every read fails first
+        FakeWorkspaces(),
         EventPublisher(publisher),
         redelivery,
         UserLocks(),
