@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-RUN_PACKAGES := rabbitmq-server
+RUN_PACKAGES := rabbitmq-server python3 python3-venv
 TEST_PACKAGES := $(RUN_PACKAGES) chromium postgresql docker-compose
 STATE ?= .state/dev
 # devstack/ (dev stack, demo, fault proxy) is not installed: benchmarks find it here.
@@ -28,6 +28,15 @@ system-run: system-node
 system-test: system-node
 	@scripts/ensure-system-packages.sh $(TEST_PACKAGES)
 
+# Single-user servers run as one system account per workspace: their Python must be one
+# those accounts can execute (the system's), in a world-readable place.
+SINGLEUSER_VENV := .cache/singleuser-venv
+$(SINGLEUSER_VENV)/.installed: devstack/singleuser-requirements.txt
+	@test -x $(SINGLEUSER_VENV)/bin/python || /usr/bin/python3 -m venv $(SINGLEUSER_VENV)
+	$(SINGLEUSER_VENV)/bin/python -m pip install -q -r devstack/singleuser-requirements.txt
+	@chmod -R a+rX $(SINGLEUSER_VENV)
+	@touch $@
+
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -39,9 +48,9 @@ $(VENV)/.installed: pyproject.toml
 	@if [ -x scripts/build-labextension.sh ]; then scripts/build-labextension.sh; fi
 	@mkdir -p .cache && touch $@
 
-install: system-run $(VENV)/.installed .cache/.frontend
+install: system-run $(VENV)/.installed .cache/.frontend $(SINGLEUSER_VENV)/.installed
 
-install-test: system-test $(VENV)/.installed .cache/.frontend
+install-test: system-test $(VENV)/.installed .cache/.frontend $(SINGLEUSER_VENV)/.installed
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -55,6 +55,17 @@ def banner(stack: LocalStack, key: str, demo_url: str | None) -> str:
     ]
     if demo_url:
         lines.append(f"  Demo app           {demo_url}/")
+    if stack.isolated:
+        lines.append(
+            "  Notebook users     each workspace's server and kernels run as its own account"
+        )
+    else:
+        lines += [
+            "",
+            "  !! NOT ISOLATED: not started as root, so every notebook server and kernel runs",
+            "  !! as this account and can read the database, the Hub config and every home.",
+            "  !! Start `make run` as root for one system account per workspace.",
+        ]
     lines += [
         f"  Logs               {stack.logs_dir}/",
         "",

@@ -162,8 +162,17 @@ class JupyterHubProcess:
     def _write_config_files(self, proxy_command: Path) -> None:
         config = self.config
         private_dir(config.hub_dir)  # config (tokens, launch secret), database, cookie secret
-        config.singleuser_config_dir.mkdir(parents=True, exist_ok=True)
-        (config.state_dir.resolve() / "home").mkdir(parents=True, exist_ok=True)
+        if config.accounts is not None:  # what the servers' accounts must reach
+            for folder, mode in (
+                (config.accounts.public_dir, 0o755),
+                (config.singleuser_config_dir, 0o755),
+                (config.accounts.homes_root, 0o711),
+            ):
+                folder.mkdir(parents=True, exist_ok=True)
+                folder.chmod(mode)
+        else:
+            config.singleuser_config_dir.mkdir(parents=True, exist_ok=True)
+            (config.state_dir.resolve() / "home").mkdir(parents=True, exist_ok=True)
         write_private(self.config_path, render_hub_config(config, self.ports, proxy_command))
         (config.singleuser_config_dir / "jupyter_server_config.py").write_text(
             render_singleuser_config(config)

@@ -13,15 +13,17 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.broker import RabbitMQBroker
 from devstack.hub import JupyterHubProcess
-from devstack.hub_config import HubConfig, NotifyServiceSpec
+from devstack.hub_config import HubConfig, NotifyServiceSpec, WorkspaceAccounts
 from devstack.ports import free_port, start_retrying_ports, wait_for_http
 from devstack.private_files import private_dir
-from devstack.process import ManagedProcess, StartupError
+from devstack.process import REPOSITORY_ROOT, ManagedProcess, StartupError
+from devstack.workspace_accounts import SINGLEUSER_VENV, remove_accounts
 from hub_service.jupyterhub_contract import SAVE_EXTENSION
 from hub_service.labextension.build import LABEXTENSIONS_DIR, build_labextension
 
@@ -46,6 +48,9 @@ class StackOptions:
     hub_public_url_override: str | None = None
     gateway_port: int | None = None  # None: a free port
     hub_port: int | None = None
+    # A system account per workspace for its server and kernels (needs root; None: when
+    # running as root). Without, every server runs as our own account: no isolation.
+    user_accounts: bool | None = None
 
 
 class LocalStack:
@@ -59,6 +64,7 @@ class LocalStack:
         self.logs_dir.mkdir(exist_ok=True)
         self.service_token = secrets.token_hex(32)
         self.hub_admin_token = secrets.token_hex(32)  # tests and benchmarks only
+        self.accounts = self._workspace_accounts()
         self.launch_secret = secrets.token_hex(32)
         self.database_url = f"sqlite+aiosqlite:///{self.state_dir / 'orchestrator.db'}"
         self.gateway_port = self.options.gateway_port or free_port()
@@ -70,6 +76,30 @@ class LocalStack:
         self.consumer_metrics_ports: dict[int, int] = {}
         self._consumer_instances: dict[int, str] = {}
         self.extra_processes: list[ManagedProcess] = []
+
+    def _workspace_accounts(self) -> WorkspaceAccounts | None:
+        wanted = self.options.user_accounts
+        if wanted is None:
+            wanted = os.geteuid() == 0
+        if not wanted:
+            return None
+        if os.geteuid() != 0:
+            raise StartupError("a system account per workspace needs root")
+        if not (SINGLEUSER_VENV / "bin" / "jupyterhub-singleuser").exists():
+            raise StartupError(
+                f"no single-user environment at {SINGLEUSER_VENV}: `make install` builds it"
+            )
+        public_dir = Path(tempfile.mkdtemp(prefix="orch-workspaces-"))
+        return WorkspaceAccounts(
+            public_dir=public_dir,
+            singleuser_venv=SINGLEUSER_VENV,
+            pythonpath=[str(REPOSITORY_ROOT)],
+        )
+
+    @property
+    def isolated(self) -> bool:
+        """True when every workspace's server runs as an account of its own."""
+        return self.accounts is not None
 
     @property
     def gateway_url(self) -> str:
@@ -101,6 +131,7 @@ class LocalStack:
             launch_secret=self.launch_secret,
             labextensions_dirs=[LABEXTENSIONS_DIR],
             admin_service_token=self.hub_admin_token,
+            accounts=self.accounts,
         )
 
     def _notify_env(self) -> dict[str, str]:
@@ -300,6 +331,8 @@ class LocalStack:
             self.gateway.stop()
         self.hub.stop()  # a no-op when the Hub was never started (options.hub False)
         self.broker.stop()
+        if self.accounts is not None:
+            remove_accounts(self.accounts)
 
     def __enter__(self) -> LocalStack:
         self.start()

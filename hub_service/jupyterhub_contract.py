@@ -11,6 +11,8 @@ from __future__ import annotations
 LAUNCH_AUTHENTICATOR = "hub_service.launch.authenticator.LaunchCodeAuthenticator"
 CONTENTS_MANAGER = "hub_service.contents.AtomicReplaceFileManager"
 SAVE_EXTENSION = "hub_service.extension"
+# LocalProcessSpawner's pre-spawn hook: a system account per workspace (Hub user)
+ACCOUNTS_HOOK = "hub_service.system_accounts.accounts_pre_spawn_hook"
 # The orchestrator service's role: exactly the scopes its code uses (JupyterHub 6.1).
 ORCHESTRATOR_SCOPES = [
     # POST /users/{name} (ensure-user). JupyterHub gates user creation on this scope
