@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -53,6 +55,19 @@ class StackOptions:
     user_accounts: bool | None = None
 
 
+# The project packages a single-user server imports (the save extension, the contents
+# manager): copied where the workspaces' accounts can read them.
+SINGLEUSER_PACKAGES = ("hub_service", "schemas")
+
+
+def _first_closed_folder(path: Path) -> Path | None:
+    """The first folder on the way to ``path`` that other accounts may not enter."""
+    for folder in [*reversed(path.resolve().parents), path.resolve()]:
+        if not folder.stat().st_mode & stat.S_IXOTH:
+            return folder
+    return None
+
+
 class LocalStack:
     """A running (or startable) local stack."""
 
@@ -89,11 +104,25 @@ class LocalStack:
             raise StartupError(
                 f"no single-user environment at {SINGLEUSER_VENV}: `make install` builds it"
             )
+        blocked = _first_closed_folder(SINGLEUSER_VENV)
+        if blocked is not None:
+            raise StartupError(
+                f"{blocked} is not searchable by other accounts (mode "
+                f"{blocked.stat().st_mode & 0o777:o}): the workspaces' accounts could not run "
+                f"{SINGLEUSER_VENV}; put the repository where others may enter, or set "
+                "StackOptions.user_accounts=False (no isolation)"
+            )
         public_dir = Path(tempfile.mkdtemp(prefix="orch-workspaces-"))
+        public_dir.chmod(0o755)
+        code = public_dir / "python"  # what the single-user servers import of the project
+        for package in SINGLEUSER_PACKAGES:
+            shutil.copytree(
+                REPOSITORY_ROOT / package,
+                code / package,
+                ignore=shutil.ignore_patterns("__pycache__", "node_modules"),
+            )
         return WorkspaceAccounts(
-            public_dir=public_dir,
-            singleuser_venv=SINGLEUSER_VENV,
-            pythonpath=[str(REPOSITORY_ROOT)],
+            public_dir=public_dir, singleuser_venv=SINGLEUSER_VENV, pythonpath=[str(code)]
         )
 
     @property
