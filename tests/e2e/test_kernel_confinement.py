@@ -24,6 +24,40 @@ from tests.conftest import TEST_APP
 
 PATH = "private/work.ipynb"
 
+# AMQP 0-9-1 login by hand (the kernel has no AMQP client): "logged in" on
+# Connection.Tune, an exception when the broker refuses or hangs up.
+AMQP_LOGIN = r"""
+import socket, struct
+
+def amqp_login(port, user, password):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"AMQP\x00\x00\x09\x01")
+
+    def read(n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("the broker hung up")
+            data += chunk
+        return data
+
+    def method():
+        _kind, _channel, size = struct.unpack(">BHI", read(7))
+        return struct.unpack(">HH", read(size + 1)[:4])
+
+    assert method() == (10, 10)  # Connection.Start
+    secret = b"\0" + user.encode() + b"\0" + password.encode()
+    args = b"\0\0\0\0" + b"\x05PLAIN" + struct.pack(">I", len(secret)) + secret + b"\x05en_US"
+    payload = struct.pack(">HH", 10, 11) + args  # Connection.StartOk
+    sock.sendall(struct.pack(">BHI", 1, 0, len(payload)) + payload + b"\xce")
+    answer = method()
+    sock.close()
+    if answer != (10, 30):  # Connection.Tune
+        raise PermissionError(f"refused with method {answer}")
+    return "logged in"
+"""
+
 ATTACK = r"""
 import json, os, urllib.request, urllib.error, base64, pwd
 results = {"uid": os.getuid(), "user": pwd.getpwuid(os.getuid()).pw_name}
@@ -51,6 +85,8 @@ def management(user, password):
     request.add_header("Authorization", "Basic " + pair)
     return urllib.request.urlopen(request, timeout=5).status
 attempt("broker_as_guest", lambda: management("guest", "guest"))
+attempt("amqp_as_guest", lambda: amqp_login(TARGETS["amqp_port"], "guest", "guest"))
+attempt("amqp_guessing", lambda: amqp_login(TARGETS["amqp_port"], "orchestrator", "orchestrator"))
 attempt("broker_as_orchestrator_guessing", lambda: management("orchestrator", "orchestrator"))
 
 secrets_in_env = sorted(k for k in os.environ if k.startswith("ORCH_") and k != "ORCH_NOTIFY_URL")
@@ -138,9 +174,10 @@ async def test_attacker_code_in_a_kernel_reaches_only_its_own_files(
         "gateway_pid": stack.gateway.pid,
         "hub_pid": stack.hub.process_ids()[0],
         "management": stack.broker.management_url,
+        "amqp_port": stack.broker.amqp_port,
         "other_hub_user": hub_b,
     }
-    printed = await _execute(http, stack, hub_a, f"TARGETS = {targets!r}\n{ATTACK}")
+    printed = await _execute(http, stack, hub_a, f"TARGETS = {targets!r}\n{AMQP_LOGIN}{ATTACK}")
     assert "RESULTS" in printed, printed
     results = json.loads(printed.split("RESULTS", 1)[1])
     print(json.dumps(results, indent=1))
@@ -156,6 +193,8 @@ async def test_attacker_code_in_a_kernel_reaches_only_its_own_files(
         "read_hub_environ",
         "broker_as_guest",
         "broker_as_orchestrator_guessing",
+        "amqp_as_guest",
+        "amqp_guessing",
         "hub_list_users",
         "hub_start_other_server",
         "hub_token_for_other",
@@ -165,3 +204,8 @@ async def test_attacker_code_in_a_kernel_reaches_only_its_own_files(
     }
     assert results["orchestrator_settings_in_env"] == []
     assert results["read_own_notebook"] is True and results["write_own_file"] is True
+    # the same login with the broker's real credentials succeeds: the probe can tell
+    login: dict[str, Any] = {}
+    exec(AMQP_LOGIN, login)
+    broker = stack.broker
+    assert login["amqp_login"](broker.amqp_port, broker.user, broker.password) == "logged in"
