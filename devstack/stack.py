@@ -93,37 +93,45 @@ class LocalStack:
         self.extra_processes: list[ManagedProcess] = []
 
     def _workspace_accounts(self) -> WorkspaceAccounts | None:
+        """What the workspaces' accounts will get (nothing is created before ``start``)."""
         wanted = self.options.user_accounts
         if wanted is None:
             wanted = os.geteuid() == 0
         if not wanted:
             return None
+        public_dir = Path(tempfile.gettempdir()) / f"orch-workspaces-{secrets.token_hex(6)}"
+        return WorkspaceAccounts(
+            public_dir=public_dir,
+            singleuser_venv=SINGLEUSER_VENV,
+            pythonpath=[str(public_dir / "python")],
+        )
+
+    def _prepare_workspace_accounts(self, accounts: WorkspaceAccounts) -> None:
+        """Check the accounts can run the single-user venv; copy the project's
+        single-user packages where they can read them."""
         if os.geteuid() != 0:
             raise StartupError("a system account per workspace needs root")
-        if not (SINGLEUSER_VENV / "bin" / "jupyterhub-singleuser").exists():
+        if not (accounts.singleuser_venv / "bin" / "jupyterhub-singleuser").exists():
             raise StartupError(
-                f"no single-user environment at {SINGLEUSER_VENV}: `make install` builds it"
+                f"no single-user environment at {accounts.singleuser_venv}: "
+                "`make install` builds it"
             )
-        blocked = _first_closed_folder(SINGLEUSER_VENV)
+        blocked = _first_closed_folder(accounts.singleuser_venv)
         if blocked is not None:
             raise StartupError(
                 f"{blocked} is not searchable by other accounts (mode "
                 f"{blocked.stat().st_mode & 0o777:o}): the workspaces' accounts could not run "
-                f"{SINGLEUSER_VENV}; put the repository where others may enter, or set "
-                "StackOptions.user_accounts=False (no isolation)"
+                f"{accounts.singleuser_venv}; put the repository where others may enter, or "
+                "set StackOptions.user_accounts=False (no isolation)"
             )
-        public_dir = Path(tempfile.mkdtemp(prefix="orch-workspaces-"))
-        public_dir.chmod(0o755)
-        code = public_dir / "python"  # what the single-user servers import of the project
+        accounts.public_dir.mkdir(mode=0o755)
+        accounts.public_dir.chmod(0o755)
         for package in SINGLEUSER_PACKAGES:
             shutil.copytree(
                 REPOSITORY_ROOT / package,
-                code / package,
+                Path(accounts.pythonpath[0]) / package,
                 ignore=shutil.ignore_patterns("__pycache__", "node_modules"),
             )
-        return WorkspaceAccounts(
-            public_dir=public_dir, singleuser_venv=SINGLEUSER_VENV, pythonpath=[str(code)]
-        )
 
     @property
     def isolated(self) -> bool:
@@ -210,6 +218,8 @@ class LocalStack:
             self.hub.config = self._hub_config()
             if self.options.hub:
                 build_labextension()
+                if self.accounts is not None:
+                    self._prepare_workspace_accounts(self.accounts)
                 self.hub.start(timeout=timeout)
             self.start_gateway(timeout=timeout)
             for index in range(self.options.consumers):

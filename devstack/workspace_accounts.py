@@ -22,9 +22,10 @@ SINGLEUSER_VENV = REPOSITORY_ROOT / ".cache" / "singleuser-venv"
 def remove_accounts(accounts: WorkspaceAccounts) -> list[str]:
     """Delete every account whose home is under ``accounts``' homes, then its public
     folder; returns the names removed. Idempotent."""
-    removed = []
-    for name in accounts_with_home_under(accounts.homes_root):
-        subprocess.run(["userdel", "--force", name], capture_output=True, check=False)
-        removed.append(name)
+    removed: list[str] = []
+    if accounts.homes_root.exists():
+        for name in accounts_with_home_under(accounts.homes_root):
+            subprocess.run(["userdel", "--force", name], capture_output=True, check=False)
+            removed.append(name)
     shutil.rmtree(accounts.public_dir, ignore_errors=True)
     return removed
