@@ -118,6 +118,11 @@ class JupyterHubProcess:
         """True while the Hub process runs."""
         return self._process.is_running()
 
+    @property
+    def pid(self) -> int:
+        """PID of the JupyterHub process itself (raises ``RuntimeError`` before start)."""
+        return self._process.pid
+
     def process_ids(self) -> list[int]:
         """PIDs of every process that belongs to this Hub now, single-user servers included."""
         return sorted({*self._process.process_ids(), *self._singleuser_tree_pids()})

@@ -172,7 +172,7 @@ async def test_attacker_code_in_a_kernel_reaches_only_its_own_files(
         "hub_config": str(stack.hub.config_path),
         "broker_config": str(stack.broker.base_dir / "rabbitmq.conf"),
         "gateway_pid": stack.gateway.pid,
-        "hub_pid": stack.hub.process_ids()[0],
+        "hub_pid": stack.hub.pid,
         "management": stack.broker.management_url,
         "amqp_port": stack.broker.amqp_port,
         "other_hub_user": hub_b,
