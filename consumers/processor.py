@@ -30,6 +30,7 @@ from runtime.db.models import CommandStatus
 from runtime.metrics import COMMANDS_FINISHED
 from schemas import topology as t
 from schemas.commands import CommandMessage, CommandType, utcnow
+from schemas.workspaces import workspace_name
 
 log = structlog.get_logger(__name__)
 ORDER_BARRIER_WINDOW = timedelta(minutes=10)
@@ -80,7 +81,8 @@ class CommandProcessor:
             user=message.user,
         )
         try:
-            async with self._locks.hold(message.user):
+            # the workspace's lock, which its Jupyter saves take too: applied in order
+            async with self._locks.hold(workspace_name(message.app, message.user)):
                 await self._process(incoming, message)
         except Exception:
             log.exception("processing failed before the outcome was recorded; requeueing")

@@ -36,6 +36,7 @@ from schemas.topology import (
     HEADER_KIND,
     KIND_COMMAND,
 )
+from schemas.workspaces import workspace_name
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -95,7 +96,9 @@ async def _publish(
     )
     await request.app[PUBLISHER].publish(
         COMMANDS_EXCHANGE,
-        command.user,
+        # routed by workspace: its commands and the saves made inside its server (the
+        # hub service routes those by the same Hub user) share one partition, in order
+        workspace_name(record.app, command.user),
         message.model_dump_json().encode(),
         headers={
             HEADER_KIND: KIND_COMMAND,
