@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from devstack.metrics_tls import MetricsTls, issue_metrics_tls
 from devstack.ports import free_port, start_retrying_ports, wait_for_http
 from devstack.private_files import private_dir, write_private
 from devstack.process import ManagedProcess, StartupError
@@ -24,6 +25,9 @@ _NODE_CHECK_SECONDS = 0.2
 
 class RabbitMQBroker:
     """One RabbitMQ node with management and Prometheus, all state under ``state_dir/rabbitmq``.
+
+    Management answers only its generated user; Prometheus only a scraper presenting
+    the client certificate of :attr:`metrics_tls` (HTTPS, mutual TLS).
 
     Ports are chosen once, at construction, and kept for the object's lifetime, so
     ``restart`` brings the same node (same name, ports and data) back: durable queues
@@ -80,9 +84,15 @@ class RabbitMQBroker:
         return {"Authorization": f"Basic {pair}"}
 
     @property
+    def metrics_tls(self) -> MetricsTls:
+        """The Prometheus endpoint's CA and certificates (made at the first start)."""
+        return issue_metrics_tls(self.base_dir / "metrics-tls")
+
+    @property
     def prometheus_url(self) -> str:
-        """Base URL of the Prometheus plugin; metrics are at ``/metrics``."""
-        return f"http://127.0.0.1:{self.prometheus_port}"
+        """Base URL of the Prometheus plugin; metrics are at ``/metrics`` (HTTPS, client
+        certificate required: ``metrics_tls.client_context()``)."""
+        return f"https://127.0.0.1:{self.prometheus_port}"
 
     @property
     def log_path(self) -> Path:
@@ -227,8 +237,7 @@ class RabbitMQBroker:
             f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
             f"management.tcp.ip = 127.0.0.1\n"
             f"management.tcp.port = {self.management_port}\n"
-            f"prometheus.tcp.ip = 127.0.0.1\n"
-            f"prometheus.tcp.port = {self.prometheus_port}\n"
+            f"{self.metrics_tls.rabbitmq_conf(self.prometheus_port)}"
             f"{QUORUM_WAL_LIMIT}\n"
             # created at first boot instead of guest, which every local process could use
             f"default_user = {self.user}\n"

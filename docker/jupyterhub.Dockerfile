@@ -1,7 +1,7 @@
 # JupyterHub with the project's pieces: the launch-code authenticator
-# (hub_service.launch.authenticator.LaunchCodeAuthenticator), the save-events server
-# extension (hub_service.extension), the embed-bridge JupyterLab extension, and the
-# hub service (`orchestrator hub-service`) that the Hub runs as a managed service.
+# (hub_service.launch.authenticator.LaunchCodeAuthenticator), DockerSpawner (one
+# container per workspace from docker/singleuser.Dockerfile), and the hub service
+# (`orchestrator hub-service`) that the Hub runs as a managed service.
 # Build from the repository root: docker build -f docker/jupyterhub.Dockerfile .
 FROM python:3.11-slim-bookworm
 
@@ -22,14 +22,14 @@ COPY orchestrator ./orchestrator
 COPY runtime ./runtime
 COPY consumers ./consumers
 COPY hub_service ./hub_service
-RUN pip install --editable . jupyter-builder \
-    && python -m hub_service.labextension.build
+RUN pip install --editable . "dockerspawner>=14,<15"
 
+# The Hub runs no user code: servers are containers of their own (DockerSpawner).
 RUN useradd --create-home --uid 10002 jupyter \
-    && mkdir -p /srv/jupyterhub/home \
-    && chown -R jupyter /srv/jupyterhub
+    && mkdir -p /srv/jupyterhub \
+    && chown -R jupyter /srv/jupyterhub \
+    && chmod 0700 /srv/jupyterhub
 COPY docker/jupyterhub/jupyterhub_config.py /etc/jupyterhub/jupyterhub_config.py
-COPY docker/jupyterhub/jupyter_server_config.py /etc/jupyter-singleuser/jupyter_server_config.py
 
 USER jupyter
 WORKDIR /srv/jupyterhub

@@ -12,6 +12,14 @@ local stack: the Hub starts, restarts and proxies it (``/services/orchestrator-n
 and the single-user servers reach it on loopback. It scales with the Hub, which is
 what it serves; on Kubernetes (Zero to JupyterHub) it becomes an external service
 with its own Deployment instead (see docs/OPERATIONS.md).
+
+Single-user servers: DockerSpawner, one container per workspace (Hub user) from the
+single-user image (docker/singleuser.Dockerfile), as the unprivileged uid 1000 with no
+capabilities, on the ``orchestrator-notebooks`` network, where the only other member
+is this Hub: the broker, the database and the orchestrator's processes are out of
+reach. Each workspace's files are a Docker volume of its own. The Hub reaches Docker
+only through the ``docker-api`` socket proxy (containers, images, networks), never
+through the socket itself. docs/SECURITY.md states what this guarantees.
 """
 
 import json
@@ -24,12 +32,18 @@ c = get_config()  # noqa: F821
 
 STATE = "/srv/jupyterhub"
 NOTIFY_PORT = 8060
+HUB_HOST = "jupyterhub"  # the Hub's name on the notebooks network
+NOTEBOOKS_NETWORK = "orchestrator-notebooks"  # docker-compose.yml: networks.notebooks.name
+SINGLEUSER_IMAGE = "notebook-orchestrator-singleuser:latest"
+SINGLEUSER_UID = "1000"  # jovyan in the single-user image
 SESSION_SECONDS = 8 * 3600
 app_origins = json.loads(os.environ.get("ORCH_APP_ORIGINS", "[]"))
 csp = " ".join(["frame-ancestors 'self'", *app_origins])
 
 c.JupyterHub.bind_url = "http://0.0.0.0:8000"
-c.JupyterHub.hub_bind_url = "http://127.0.0.1:8081"
+# single-user containers reach the Hub API (OAuth, activity) across the notebooks network
+c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
+c.JupyterHub.hub_connect_url = f"http://{HUB_HOST}:8081"
 c.JupyterHub.db_url = f"sqlite:///{STATE}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = f"{STATE}/jupyterhub_cookie_secret"
 c.ConfigurableHTTPProxy.pid_file = f"{STATE}/proxy.pid"
@@ -40,15 +54,27 @@ c.LaunchCodeAuthenticator.secret = os.environ["ORCH_LAUNCH_SECRET"]
 c.JupyterHub.cookie_max_age_days = SESSION_SECONDS / 86400
 c.JupyterHub.oauth_token_expires_in = SESSION_SECONDS
 
-c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
-c.SimpleLocalProcessSpawner.home_dir_template = f"{STATE}/home/{{username}}"
+c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"
+c.DockerSpawner.image = SINGLEUSER_IMAGE
+c.DockerSpawner.pull_policy = "never"  # built locally: docker-compose --profile images build
+c.DockerSpawner.network_name = NOTEBOOKS_NETWORK
+c.DockerSpawner.remove = True  # the container goes with the server; the volume stays
+c.DockerSpawner.volumes = {"orchestrator-workspace-{username}": "/home/jovyan"}
+c.DockerSpawner.notebook_dir = "/home/jovyan"
+c.DockerSpawner.extra_create_kwargs = {"user": SINGLEUSER_UID}
+c.DockerSpawner.extra_host_config = {
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges:true"],
+    "pids_limit": 1024,
+}
+c.DockerSpawner.mem_limit = os.environ.get("SINGLEUSER_MEM_LIMIT", "4G")
 c.Spawner.cmd = ["jupyterhub-singleuser"]
 c.Spawner.default_url = "/lab"
 c.Spawner.http_timeout = 60
 c.Spawner.start_timeout = 120
 c.Spawner.environment = {
-    "JUPYTER_CONFIG_DIR": "/etc/jupyter-singleuser",
-    NOTIFY_URL_ENV: f"http://127.0.0.1:{NOTIFY_PORT}",
+    # the hub service's public route (/notify only), through this Hub's proxy
+    NOTIFY_URL_ENV: f"http://{HUB_HOST}:8000/services/orchestrator-notify",
     "ORCH_APP_ORIGINS": json.dumps(app_origins),
 }
 c.JupyterHub.concurrent_spawn_limit = int(os.environ.get("HUB_CONCURRENT_SPAWN_LIMIT", "100"))

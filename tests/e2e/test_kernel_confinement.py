@@ -88,6 +88,14 @@ attempt("broker_as_guest", lambda: management("guest", "guest"))
 attempt("amqp_as_guest", lambda: amqp_login(TARGETS["amqp_port"], "guest", "guest"))
 attempt("amqp_guessing", lambda: amqp_login(TARGETS["amqp_port"], "orchestrator", "orchestrator"))
 attempt("broker_as_orchestrator_guessing", lambda: management("orchestrator", "orchestrator"))
+def scrape_metrics():
+    import ssl
+    unverified = ssl.create_default_context()
+    unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+    url = TARGETS["metrics"] + "/metrics"
+    return urllib.request.urlopen(url, timeout=5, context=unverified).status
+attempt("scrape_broker_metrics", scrape_metrics)
+attempt("read_metrics_client_key", lambda: open(TARGETS["metrics_client_key"]).read())
 
 secrets_in_env = sorted(k for k in os.environ if k.startswith("ORCH_") and k != "ORCH_NOTIFY_URL")
 results["orchestrator_settings_in_env"] = secrets_in_env
@@ -174,6 +182,8 @@ async def test_attacker_code_in_a_kernel_reaches_only_its_own_files(
         "gateway_pid": stack.gateway.pid,
         "hub_pid": stack.hub.pid,
         "management": stack.broker.management_url,
+        "metrics": stack.broker.prometheus_url,
+        "metrics_client_key": str(stack.broker.metrics_tls.client_key),
         "amqp_port": stack.broker.amqp_port,
         "other_hub_user": hub_b,
     }
@@ -195,6 +205,8 @@ async def test_attacker_code_in_a_kernel_reaches_only_its_own_files(
         "broker_as_orchestrator_guessing",
         "amqp_as_guest",
         "amqp_guessing",
+        "scrape_broker_metrics",
+        "read_metrics_client_key",
         "hub_list_users",
         "hub_start_other_server",
         "hub_token_for_other",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import socket
+import ssl
 import stat
 import time
 import urllib.error
@@ -79,9 +81,17 @@ def test_broker_keeps_messages_over_restart_serves_metrics_and_stops_clean(tmp_p
         broker.restart()
         pids = broker.process_ids()
         assert asyncio.run(_get_one(broker.amqp_url)) == b"survives a restart"
-        with urllib.request.urlopen(f"{broker.prometheus_url}/metrics", timeout=10) as metrics:
+        scraper = broker.metrics_tls.client_context()
+        metrics_url = f"{broker.prometheus_url}/metrics"
+        with urllib.request.urlopen(metrics_url, timeout=10, context=scraper) as metrics:
             assert metrics.status == 200
             assert b"rabbitmq_" in metrics.read()
+        anonymous = ssl.create_default_context(cafile=str(broker.metrics_tls.ca_file))
+        with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+            urllib.request.urlopen(metrics_url, timeout=10, context=anonymous).read()
+        plain_http = metrics_url.replace("https://", "http://")
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+            urllib.request.urlopen(plain_http, timeout=10).read()
         guest_url = f"amqp://guest:guest@127.0.0.1:{broker.amqp_port}/"
         with pytest.raises(aio_pika.exceptions.ProbableAuthenticationError):
             asyncio.run(_publish_persistent(guest_url, b"as guest"))

@@ -10,12 +10,14 @@ import os
 import re
 import shutil
 import subprocess
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
+from traitlets.config import Config
 
 from devstack.broker import QUORUM_WAL_LIMIT
 from devstack.demo.settings import DemoSettings
@@ -26,7 +28,10 @@ from runtime import settings as settings_module
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-HUB_CONFIGS = sorted((ROOT / "docker" / "jupyterhub").glob("*.py"))
+HUB_CONFIG = ROOT / "docker" / "jupyterhub" / "jupyterhub_config.py"
+SINGLEUSER_CONFIG = ROOT / "docker" / "singleuser" / "jupyter_server_config.py"
+SINGLEUSER_DOCKERFILE = ROOT / "docker" / "singleuser.Dockerfile"
+HUB_CONFIGS = [HUB_CONFIG, SINGLEUSER_CONFIG]
 REQUIRED_SECRETS = {
     "RABBITMQ_PASSWORD": "rabbit-pw",
     "POSTGRES_PASSWORD": "postgres-pw",
@@ -88,7 +93,8 @@ def test_docker_compose_config_validates() -> None:
     done = docker_compose("config", env=REQUIRED_SECRETS)
     assert done.returncode == 0, done.stderr
     resolved = yaml.safe_load(done.stdout)
-    expected = {"rabbitmq", "postgres", "jupyterhub", "gateway", "consumer-0", "consumer-1", "demo"}
+    expected = {"rabbitmq", "postgres", "jupyterhub", "docker-api", "gateway", "consumer-0"}
+    expected |= {"consumer-1", "demo", "singleuser"}
     assert set(resolved["services"]) == expected
     gateway_env = resolved["services"]["gateway"]["environment"]
     assert gateway_env["ORCH_DATABASE_URL"].startswith("postgresql+asyncpg://orchestrator:")
@@ -130,6 +136,8 @@ def test_compose_sets_what_make_run_sets(tmp_path: Path) -> None:
 def test_healthchecks_and_start_order() -> None:
     services = compose()["services"]
     for name, service in services.items():
+        if "images" in service.get("profiles", []):
+            continue  # built, never run
         assert "healthcheck" in service, f"{name} has no healthcheck"
         for dependency, how in service.get("depends_on", {}).items():
             assert how == {"condition": "service_healthy"}, (name, dependency)
@@ -142,7 +150,7 @@ def test_healthchecks_and_start_order() -> None:
 def test_images_build_from_files_in_the_repo() -> None:
     for dockerfile in sorted((ROOT / "docker").glob("*.Dockerfile")):
         for line in dockerfile.read_text().splitlines():
-            if line.startswith("COPY "):
+            if line.startswith("COPY ") and "--from=" not in line:
                 sources = line.split()[1:-1]
                 for source in sources:
                     if "*" not in source:
@@ -160,3 +168,83 @@ def test_the_compose_broker_gets_the_local_brokers_quorum_wal_limit() -> None:
     conf = (ROOT / "docker" / "rabbitmq" / "20-orchestrator.conf").read_text()
     assert QUORUM_WAL_LIMIT in conf.splitlines()
     assert "20-orchestrator.conf:/etc/rabbitmq/conf.d/" in (ROOT / "docker-compose.yml").read_text()
+
+
+def resolved_compose() -> dict[str, Any]:
+    """The file as docker-compose itself resolves it (anchors, defaults, network names)."""
+    done = docker_compose("config", env=REQUIRED_SECRETS)
+    assert done.returncode == 0, done.stderr
+    resolved: dict[str, Any] = yaml.safe_load(done.stdout)
+    return resolved
+
+
+def members(resolved: dict[str, Any], network: str) -> set[str]:
+    """The services attached to ``network`` (by its key in the file)."""
+    return {
+        name
+        for name, service in resolved["services"].items()
+        if network in (service.get("networks") or {})
+    }
+
+
+def hub_config(monkeypatch: pytest.MonkeyPatch) -> Config:
+    """docker/jupyterhub/jupyterhub_config.py loaded as JupyterHub loads it."""
+    for name, value in {**REQUIRED_SECRETS, "ORCH_APP_ORIGINS": '["http://app.test"]'}.items():
+        monkeypatch.setenv(name, value)
+    config = Config()
+    exec(compile(HUB_CONFIG.read_text(), str(HUB_CONFIG), "exec"), {"get_config": lambda: config})
+    return config
+
+
+def test_kernels_share_a_network_with_the_hub_only() -> None:
+    resolved = resolved_compose()
+    notebooks = resolved["networks"]["notebooks"]
+    assert notebooks["internal"] is True  # no route off the host for restricted data
+    assert members(resolved, "notebooks") == {"jupyterhub"}
+    assert members(resolved, "docker-api") == {"jupyterhub", "docker-api"}
+    assert resolved["networks"]["docker-api"]["internal"] is True
+    socket_users = {
+        name
+        for name, service in resolved["services"].items()
+        for volume in service.get("volumes", [])
+        if "docker.sock" in str(volume)
+    }
+    assert socket_users == {"docker-api"}, "only the socket proxy may hold the Docker socket"
+    (mount,) = resolved["services"]["docker-api"]["volumes"]
+    assert str(mount).endswith(":ro")
+
+
+def test_each_workspace_is_an_unprivileged_container_on_the_notebooks_network(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resolved = resolved_compose()
+    config = hub_config(monkeypatch)
+    spawner = config.DockerSpawner
+    assert config.JupyterHub.spawner_class == "dockerspawner.DockerSpawner"
+    assert spawner.network_name == resolved["networks"]["notebooks"]["name"]
+    assert spawner.image == resolved["services"]["singleuser"]["image"]
+    user = spawner.extra_create_kwargs["user"]
+    assert user.isdigit() and int(user) != 0
+    dockerfile_users = re.findall(r"^USER (\S+)$", SINGLEUSER_DOCKERFILE.read_text(), re.M)
+    assert dockerfile_users[-1] == user, "the image and the spawner disagree on the account"
+    assert spawner.extra_host_config["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in spawner.extra_host_config["security_opt"]
+    assert not spawner.extra_host_config.get("privileged", False)
+    (volume,) = spawner.volumes
+    assert "{username}" in volume, "workspaces would share one volume"
+    hub_host = urllib.parse.urlsplit(config.JupyterHub.hub_connect_url).hostname
+    assert hub_host in members(resolved, "notebooks") | {"jupyterhub"}
+    assert resolved["services"]["jupyterhub"]["environment"]["DOCKER_HOST"].startswith(
+        "tcp://docker-api:"
+    )
+
+
+def test_no_secret_reaches_a_single_user_container(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = hub_config(monkeypatch)
+    environment = config.Spawner.environment
+    assert environment[NOTIFY_URL_ENV].endswith("/services/orchestrator-notify")
+    leaked = [name for name, secret in REQUIRED_SECRETS.items() if secret in str(environment)]
+    assert leaked == []
+    assert not any(name in environment for name in ("ORCH_AMQP_URL", "ORCH_DATABASE_URL"))
+    singleuser = SINGLEUSER_CONFIG.read_text()
+    assert "allow_root" not in singleuser.replace("No ``allow_root``", "")

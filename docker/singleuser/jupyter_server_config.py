@@ -1,6 +1,10 @@
-"""Config of every single-user server in the docker-compose Hub (``JUPYTER_CONFIG_DIR``):
-the save-events extension, saves that readers never see half-written, the embed
-bridge, and CSP for the configured app origins."""
+"""Config of every single-user server in the compose deployment (``/etc/jupyter`` of the
+single-user image): the save-events extension, saves that readers never see
+half-written, the embed bridge, and CSP for the configured app origins.
+
+No ``allow_root``: the image runs as the unprivileged ``jovyan`` and a server started as
+root refuses to run.
+"""
 
 import json
 import os
@@ -15,6 +19,7 @@ c.ServerApp.tornado_settings = {
     "headers": {"Content-Security-Policy": " ".join(["frame-ancestors 'self'", *app_origins])},
     "page_config_data": {"orchestratorEmbedOrigins": app_origins},
 }
+c.ServerApp.root_dir = "/home/jovyan"
 c.LabApp.extra_labextensions_path = [str(LABEXTENSIONS_DIR)]
 c.ServerApp.contents_manager_class = CONTENTS_MANAGER
 c.ServerApp.jpserver_extensions = {SAVE_EXTENSION: True}
