@@ -1,4 +1,4 @@
-"""Publishing the events a handled message causes, with ids stable across redeliveries.
+"""The events a handled message causes, as messages with ids stable across redeliveries.
 
 One component for both processors: command results (``command.succeeded`` /
 ``command.failed``) and the events handlers and notifications produce
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumers.ports import BusPublisher
+from runtime.bus.publisher import event_message
+from runtime.outgoing import OutgoingMessage
 from schemas.commands import CommandMessage
 from schemas.events import (
     CommandError,
@@ -36,7 +38,7 @@ class PendingEvent:
 
 
 class EventPublisher:
-    """Publishes (with confirms) the events of handled messages."""
+    """Builds the messages of handled messages' events, and publishes them (confirms)."""
 
     def __init__(self, publisher: BusPublisher) -> None:
         self._publisher = publisher
@@ -49,7 +51,20 @@ class EventPublisher:
         correlation_id: str | None,
         app_id: str | None,
     ) -> None:
-        """Publish ``pending`` with an id derived from ``caused_by`` (a command or
+        """Publish ``pending`` at once (see :meth:`message`)."""
+        await self._publisher.publish_message(
+            self.message(pending, caused_by=caused_by, correlation_id=correlation_id, app_id=app_id)
+        )
+
+    @staticmethod
+    def message(
+        pending: PendingEvent,
+        *,
+        caused_by: uuid.UUID,
+        correlation_id: str | None,
+        app_id: str | None,
+    ) -> OutgoingMessage:
+        """The message of ``pending``, its id derived from ``caused_by`` (a command or
         notification id), its kind and its subject."""
         event = make_event(
             pending.kind,
@@ -59,10 +74,10 @@ class EventPublisher:
             app_id=app_id,
             caused_by=caused_by,
         )
-        await self._publisher.publish_event(pending.kind, event)
+        return event_message(pending.kind, event, caused_by=caused_by)
 
-    async def command_succeeded(self, message: CommandMessage, result: dict[str, Any]) -> None:
-        """Publish ``command.succeeded``.
+    def command_succeeded(self, message: CommandMessage, result: dict[str, Any]) -> OutgoingMessage:
+        """The ``command.succeeded`` message.
 
         Credentials in the result (the one-time launch link) are left out: every
         subscriber of the bus sees events, so apps read those from the command status.
@@ -73,22 +88,22 @@ class EventPublisher:
             user=message.user,
             result={k: v for k, v in result.items() if k not in CREDENTIAL_RESULT_KEYS},
         )
-        await self._command_result(EventKind.COMMAND_SUCCEEDED, message, data)
+        return self._command_result(EventKind.COMMAND_SUCCEEDED, message, data)
 
-    async def command_failed(self, message: CommandMessage, code: str, text: str) -> None:
-        """Publish ``command.failed`` with a code and a message that says why."""
+    def command_failed(self, message: CommandMessage, code: str, text: str) -> OutgoingMessage:
+        """The ``command.failed`` message, with a code and a message that says why."""
         data = CommandFailed(
             command_id=message.id,
             command_type=message.command.type,
             user=message.user,
             error=CommandError(code=code, message=text),
         )
-        await self._command_result(EventKind.COMMAND_FAILED, message, data)
+        return self._command_result(EventKind.COMMAND_FAILED, message, data)
 
-    async def _command_result(
+    def _command_result(
         self, kind: EventKind, message: CommandMessage, data: CommandSucceeded | CommandFailed
-    ) -> None:
-        await self.publish(
+    ) -> OutgoingMessage:
+        return self.message(
             PendingEvent(kind, data, subject=str(message.id)),
             caused_by=message.id,
             correlation_id=message.correlation_id,

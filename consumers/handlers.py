@@ -170,7 +170,9 @@ async def save(cmd: c.SaveNotebook, ports: Ports, ctx: CommandContext) -> Outcom
         command_id=ctx.command_id,
     )
     events = []
-    if version.created:
+    # this command's version (new, or found again when the command is redelivered after
+    # storing it): its event, with the same id, goes into the outcome's outbox
+    if version.created or version.command_id == ctx.command_id:
         inline = canonical.as_dict() if canonical.size <= ports.inline_content_max_bytes else None
         events.append(saved_event(version, SaveOrigin.COMMAND, inline, user=cmd.user))
     return Outcome(

@@ -11,10 +11,12 @@ confirmed publisher (:class:`BusPublisher`) and aio-pika's incoming message
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from runtime.outgoing import OutgoingMessage
 from schemas.events import CloudEvent, EventKind
 from schemas.versions import NotebookSummary, StoredVersion
 from schemas.workspaces import Workspace
@@ -184,6 +186,31 @@ class RecordedCommand(Protocol):
         ...
 
     @property
+    def app(self) -> str:
+        """The app that sent it."""
+        ...
+
+    @property
+    def type(self) -> str:
+        """A ``CommandType`` value."""
+        ...
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The command as accepted (JSON)."""
+        ...
+
+    @property
+    def correlation_id(self) -> str:
+        """The correlation id of the request that sent it."""
+        ...
+
+    @property
+    def attempts(self) -> int:
+        """How many attempts began."""
+        ...
+
+    @property
     def created_at(self) -> datetime:
         """When the gateway accepted it."""
         ...
@@ -218,8 +245,34 @@ class CommandLog(Protocol):
         *,
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
+        outbox: Sequence[OutgoingMessage] = (),
     ) -> Any:
-        """Record the final ``status`` (succeeded or failed) with its result or error."""
+        """Record the final ``status`` (succeeded or failed) with its result or error,
+        and the messages it causes in the outbox, in one transaction (a second finish
+        records nothing)."""
+        ...
+
+    async def claim_stale(
+        self, *, accepted_for: timedelta, running_for: timedelta, limit: int, max_attempts: int
+    ) -> Sequence[RecordedCommand]:
+        """Unfinished commands untouched for that long (their message may be lost),
+        claimed (touched) so that no other relay takes them too."""
+        ...
+
+
+class OutboxPort(Protocol):
+    """Messages recorded with the outcome that caused them, until the broker confirms."""
+
+    async def of_cause(self, caused_by: uuid.UUID) -> list[OutgoingMessage]:
+        """The messages ``caused_by`` recorded that are still unpublished."""
+        ...
+
+    async def claim_stale(self, older_than: timedelta, limit: int) -> list[OutgoingMessage]:
+        """Messages unpublished for ``older_than``, claimed for the caller."""
+        ...
+
+    async def remove(self, message_ids: Sequence[str]) -> None:
+        """Forget messages the broker confirmed."""
         ...
 
 
@@ -295,4 +348,8 @@ class BusPublisher(Protocol):
 
     async def publish_event(self, kind: EventKind, event: CloudEvent[Any]) -> None:
         """Publish an event to the events exchange under its routing key."""
+        ...
+
+    async def publish_message(self, message: OutgoingMessage) -> None:
+        """Publish a recorded message (e.g. from the outbox) and wait for the confirm."""
         ...

@@ -3,10 +3,12 @@
 Flow: decode (poison → dead-letter queue) → begin the attempt in the command log →
 find the command's workspace (the Hub user of its person in its app) →
 defer while an earlier command of the same user is unfinished (keeps per-user order
-even across retries) → run the handler → commit the outcome → publish its events →
-ack. Transient failures go through the retry queues, then the dead-letter queue
-(:class:`~consumers.redelivery.Redelivery`); permanent ones fail at once. The message
-is acked only after the outcome is committed and its events are confirmed.
+even across retries) → run the handler → commit the outcome together with its events
+(the outbox) → publish them → ack. Transient failures go through the retry queues,
+then the dead-letter queue (:class:`~consumers.redelivery.Redelivery`); permanent ones
+fail at once. The message is acked only after the outcome and its events are
+committed; events the broker did not confirm stay in the outbox for the relay, and a
+redelivered finished command publishes what its outcome left there.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import asyncio
 import contextlib
 import time
 from datetime import timedelta
-from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -23,10 +24,12 @@ from pydantic import ValidationError
 from consumers.errors import PermanentError, TransientError
 from consumers.event_publisher import EventPublisher
 from consumers.handlers import HANDLERS, CommandContext, Handler, Ports
-from consumers.ports import CommandLog, InboundMessage, WorkspaceDirectory
+from consumers.ports import CommandLog, InboundMessage, OutboxPort, WorkspaceDirectory
 from consumers.redelivery import Redelivery, attempt_of
+from consumers.relay import OutboxDelivery
 from consumers.user_locks import UserLocks
 from runtime.db.models import CommandStatus
+from runtime.failpoints import Failpoints
 from runtime.metrics import COMMANDS_FINISHED
 from schemas import topology as t
 from schemas.commands import CommandMessage, CommandType, utcnow
@@ -48,14 +51,20 @@ class CommandProcessor:
         events: EventPublisher,
         redelivery: Redelivery,
         locks: UserLocks,
+        outbox: OutboxPort,
+        delivery: OutboxDelivery,
         *,
         handlers: dict[CommandType, Handler] | None = None,
         requeue_pause_seconds: float = REQUEUE_PAUSE_SECONDS,
+        failpoints: Failpoints | None = None,
     ) -> None:
         self._ports = ports
         self._commands = commands
         self._workspaces = workspaces
         self._events = events
+        self._outbox = outbox
+        self._delivery = delivery
+        self._failpoints = failpoints or Failpoints()
         self._redelivery = redelivery
         self._locks = locks
         self._handlers = HANDLERS if handlers is None else handlers
@@ -104,8 +113,10 @@ class CommandProcessor:
             log.info("skipping command the gateway rejected")
             return
         if status.is_final:
-            # Redelivered after the commit: make sure the result event went out.
-            await self._publish_result(message, record.result, record.error)
+            # Redelivered after the commit: publish what the outcome left in the outbox.
+            await self._delivery.deliver(
+                await self._outbox.of_cause(message.id), source="redelivery"
+            )
             return
         earlier = await self._commands.earlier_unfinished(record)
         if earlier is not None and utcnow() - earlier.updated_at < ORDER_BARRIER_WINDOW:
@@ -141,16 +152,22 @@ class CommandProcessor:
             await self._redelivery.dead_letter(incoming, "handler_crashed", reason)
             await self._fail(message, "internal_error", f"internal error: {type(exc).__name__}")
             return
-        await self._commands.finish(message.id, CommandStatus.SUCCEEDED, result=outcome.result)
-        COMMANDS_FINISHED.labels(command_type.value, CommandStatus.SUCCEEDED.value).inc()
-        for event in outcome.events:
-            await self._events.publish(
+        outgoing = [
+            self._events.message(
                 event,
                 caused_by=message.id,
                 correlation_id=message.correlation_id,
                 app_id=message.app,
             )
-        await self._events.command_succeeded(message, outcome.result)
+            for event in outcome.events
+        ]
+        outgoing.append(self._events.command_succeeded(message, outcome.result))
+        await self._commands.finish(
+            message.id, CommandStatus.SUCCEEDED, result=outcome.result, outbox=outgoing
+        )
+        self._failpoints.hit(f"after-commit:{command_type.value}")
+        COMMANDS_FINISHED.labels(command_type.value, CommandStatus.SUCCEEDED.value).inc()
+        await self._delivery.deliver(outgoing, source="commit")
         log.info(
             "command succeeded",
             type=command_type.value,
@@ -159,18 +176,8 @@ class CommandProcessor:
 
     async def _fail(self, message: CommandMessage, code: str, text: str) -> None:
         error = {"code": code, "message": text}
-        await self._commands.finish(message.id, CommandStatus.FAILED, error=error)
+        outgoing = [self._events.command_failed(message, code, text)]
+        await self._commands.finish(message.id, CommandStatus.FAILED, error=error, outbox=outgoing)
         COMMANDS_FINISHED.labels(message.command.type.value, CommandStatus.FAILED.value).inc()
-        await self._events.command_failed(message, code, text)
+        await self._delivery.deliver(outgoing, source="commit")
         log.warning("command failed", type=message.command.type.value, code=code, error=text)
-
-    async def _publish_result(
-        self,
-        message: CommandMessage,
-        result: dict[str, Any] | None,
-        error: dict[str, Any] | None,
-    ) -> None:
-        if error is not None:
-            await self._events.command_failed(message, str(error["code"]), str(error["message"]))
-        else:
-            await self._events.command_succeeded(message, dict(result or {}))

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import aiohttp
 import structlog
@@ -25,14 +26,17 @@ from consumers.hub_client import HubClient
 from consumers.notifications import NotificationProcessor
 from consumers.processor import CommandProcessor
 from consumers.redelivery import Redelivery
+from consumers.relay import OutboxDelivery, Relay, RelayPolicy
 from consumers.router import MessageRouter
 from consumers.user_locks import UserLocks
 from runtime.bus.lifecycle import confirmed_bus
 from runtime.db.commands import CommandStore
 from runtime.db.engine import create_schema, make_engine, make_sessionmaker
 from runtime.db.notebooks import NotebookStore
+from runtime.db.outbox import Outbox
 from runtime.db.spawn_slots import SpawnSlots
 from runtime.db.workspaces import WorkspaceStore
+from runtime.failpoints import Failpoints
 from runtime.settings import ConsumerSettings
 from schemas import topology as t
 from schemas.launch_codes import launch_link_issuer
@@ -50,9 +54,10 @@ def home_partitions(partitions: int, index: int, count: int) -> list[int]:
 
 @dataclass(frozen=True)
 class ConsumerRuntime:
-    """The wired message router and the broker connection it publishes on."""
+    """The wired message router, the relay, and the broker connection they publish on."""
 
     router: MessageRouter
+    relay: Relay
     connection: AbstractRobustConnection
 
 
@@ -104,9 +109,20 @@ async def consumer_runtime(
         redelivery = Redelivery(publisher)
         locks = UserLocks()
         workspaces = WorkspaceStore(sessions)
+        command_log = CommandStore(sessions)
+        outbox = Outbox(engine)
         commands = CommandProcessor(
-            ports, CommandStore(sessions), workspaces, events, redelivery, locks
+            ports,
+            command_log,
+            workspaces,
+            events,
+            redelivery,
+            locks,
+            outbox,
+            OutboxDelivery(publisher, outbox),
+            failpoints=Failpoints.from_setting(settings.failpoints),
         )
+        relay = Relay(_relay_policy(settings), outbox, command_log, publisher)
         notifications = NotificationProcessor(
             ports.contents,
             notebooks,
@@ -120,9 +136,19 @@ async def consumer_runtime(
             {t.KIND_COMMAND: commands, t.KIND_NOTIFICATION: notifications}, redelivery
         )
         try:
-            yield ConsumerRuntime(router, connection)
+            yield ConsumerRuntime(router, relay, connection)
         finally:
             await engine.dispose()
+
+
+def _relay_policy(settings: ConsumerSettings) -> RelayPolicy:
+    return RelayPolicy(
+        interval=timedelta(seconds=settings.relay_interval_seconds),
+        outbox_grace=timedelta(seconds=settings.outbox_grace_seconds),
+        stale_accepted=timedelta(seconds=settings.stale_accepted_seconds),
+        stale_running=timedelta(seconds=settings.stale_running_seconds),
+        max_attempts=settings.relay_max_attempts,
+    )
 
 
 def _readiness(runtime: ConsumerRuntime, subscribed: asyncio.Event) -> ReadinessProbe:
@@ -161,6 +187,7 @@ async def run_consumer(
         home = home_partitions(settings.partitions, index, count)
         await _subscribe(channel, router, [queues[p] for p in home])
         subscribed.set()
+        relay = asyncio.create_task(runtime.relay.run(stop), name="relay")
         log.info(
             "spawn limit shared by all consumers", spawn_concurrency=settings.spawn_concurrency
         )
@@ -172,4 +199,5 @@ async def run_consumer(
             await _subscribe(channel, router, others)
         log.info("consumer running", home=home)
         await stop.wait()
+        await relay
         await channel.close()

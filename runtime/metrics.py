@@ -34,6 +34,18 @@ COMMAND_RETRIES = Counter(
 HUB_RETRIES = Counter(
     "orch_hub_call_retries_total", "In-process retries of Hub/contents calls", ["target"]
 )
+COMMANDS_REPUBLISHED = Counter(
+    "orch_commands_republished_total",
+    "Commands the relay published again: left accepted or running past the bound, their "
+    "message possibly lost by the broker",
+    ["type"],
+)
+OUTBOX_PUBLISHED = Counter(
+    "orch_outbox_published_total",
+    "Outbox messages confirmed by the broker, by who published them (commit: right after "
+    "the outcome was committed; relay: left behind by a crash or a broker failure)",
+    ["source"],
+)
 DEAD_LETTERS = Counter(
     "orch_dead_letters_total", "Messages parked in the dead-letter queue", ["reason"]
 )

@@ -63,6 +63,18 @@ class ConsumerSettings(CommonSettings, LaunchSettings):
     prefetch: int = Field(default=32, ge=1)
     inline_content_max_bytes: int = 16_384
     metrics_port: int | None = None
+    # The relay (consumers/relay.py): how often it looks, and when a row counts as lost.
+    # stale_accepted_seconds must exceed the longest retry delay (60 s) and
+    # stale_running_seconds the longest attempt (a spawn: spawn_timeout_seconds), or
+    # commands still on their way are published twice (harmless, handlers are
+    # idempotent, but wasted work).
+    relay_interval_seconds: float = Field(default=5.0, gt=0)
+    outbox_grace_seconds: float = Field(default=10.0, ge=0)
+    stale_accepted_seconds: float = Field(default=120.0, gt=0)
+    stale_running_seconds: float = Field(default=300.0, gt=0)
+    relay_max_attempts: int = Field(default=25, ge=1)
+    # Fault tests only: named points where the process dies as if killed (runtime/failpoints.py).
+    failpoints: str = ""
 
 
 class HubServiceSettings(CommonSettings):

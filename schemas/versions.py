@@ -18,7 +18,7 @@ class StoredVersion:
 
     ``origin`` says who wrote it (``command`` or ``jupyter``); ``created`` is False
     when storing it found identical content (or the same command's version) already
-    there, so nothing new was written.
+    there, so nothing new was written. ``command_id`` is the command that wrote it.
     """
 
     id: uuid.UUID
@@ -29,6 +29,7 @@ class StoredVersion:
     origin: str
     created_at: datetime
     created: bool
+    command_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)

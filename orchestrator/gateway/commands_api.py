@@ -22,21 +22,14 @@ from orchestrator.gateway.context import (
 )
 from orchestrator.gateway.permissions import authorize
 from orchestrator.gateway.validation import check_idempotency_key, parse_command, parse_wait
+from runtime.bus.command_messages import command_message
 from runtime.bus.publisher import PublishFailed
 from runtime.db.command_records import NewCommand
 from runtime.db.commands import IdempotencyConflict
 from runtime.db.models import CommandRecord, CommandStatus
 from runtime.http_errors import ApiError
 from runtime.metrics import COMMANDS_ACCEPTED, COMMANDS_REJECTED, labelled
-from schemas.commands import Command, CommandMessage
-from schemas.topology import (
-    COMMANDS_EXCHANGE,
-    HEADER_COMMAND_ID,
-    HEADER_CORRELATION_ID,
-    HEADER_KIND,
-    KIND_COMMAND,
-)
-from schemas.workspaces import workspace_name
+from schemas.commands import Command
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -85,29 +78,16 @@ def command_view(request: web.Request, record: CommandRecord | NewCommand) -> di
 
 
 async def _publish(
-    request: web.Request, record: CommandRecord | NewCommand, command_id: str, command: Command
+    request: web.Request, record: CommandRecord | NewCommand, command: Command
 ) -> None:
-    message = CommandMessage(
-        id=record.id,
-        app=record.app,
-        correlation_id=record.correlation_id,
-        accepted_at=record.created_at,
-        command=command,
-    )
-    await request.app[PUBLISHER].publish(
-        COMMANDS_EXCHANGE,
-        # routed by workspace: its commands and the saves made inside its server (the
-        # hub service routes those by the same Hub user) share one partition, in order
-        workspace_name(record.app, command.user),
-        message.model_dump_json().encode(),
-        headers={
-            HEADER_KIND: KIND_COMMAND,
-            HEADER_COMMAND_ID: command_id,
-            HEADER_CORRELATION_ID: record.correlation_id,
-        },
-        message_id=command_id,
-        correlation_id=record.correlation_id,
-        type_=command.type.value,
+    await request.app[PUBLISHER].publish_message(
+        command_message(
+            command_id=record.id,
+            app=record.app,
+            correlation_id=record.correlation_id,
+            accepted_at=record.created_at,
+            command=command,
+        )
     )
 
 
@@ -160,7 +140,7 @@ async def _accept(request: web.Request) -> web.Response:
             request, record, status=202, headers={**location, REPLAYED_HEADER: "true"}
         )
     try:
-        await _publish(request, record, command_id, command)
+        await _publish(request, record, command)
     except PublishFailed as exc:
         await request.app[COMMANDS].reject(record.id)
         log.warning("command not accepted: bus unavailable", reason=str(exc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 import aio_pika
@@ -12,6 +13,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from pamqp.commands import Basic
 
 from runtime.metrics import PUBLISH_CONFIRM_SECONDS, labelled
+from runtime.outgoing import OutgoingMessage
 from schemas.events import CloudEvent, EventKind, routing_key
 from schemas.topology import EVENTS_EXCHANGE
 
@@ -96,17 +98,38 @@ class ConfirmedPublisher:
 
     async def publish_event(self, kind: EventKind, event: CloudEvent[Any]) -> None:
         """Publish an event to the events exchange under its routing key."""
+        await self.publish_message(event_message(kind, event))
+
+    async def publish_message(self, message: OutgoingMessage) -> None:
+        """Publish ``message`` (e.g. from the outbox) and wait for the confirm."""
         await self.publish(
-            EVENTS_EXCHANGE,
-            routing_key(kind, event.data),
-            event.model_dump_json().encode(),
-            message_id=event.id,
-            correlation_id=event.correlationid,
-            content_type="application/cloudevents+json",
-            type_=event.type,
+            message.exchange,
+            message.routing_key,
+            message.body,
+            headers=message.headers,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            content_type=message.content_type,
+            type_=message.type_,
         )
 
     async def close(self) -> None:
         """Close the publishing channel (the connection belongs to the caller)."""
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
+
+
+def event_message(
+    kind: EventKind, event: CloudEvent[Any], *, caused_by: uuid.UUID | None = None
+) -> OutgoingMessage:
+    """The message of ``event``: the events exchange, its routing key, CloudEvents JSON."""
+    return OutgoingMessage(
+        message_id=event.id,
+        exchange=EVENTS_EXCHANGE,
+        routing_key=routing_key(kind, event.data),
+        body=event.model_dump_json().encode(),
+        caused_by=caused_by,
+        correlation_id=event.correlationid,
+        content_type="application/cloudevents+json",
+        type_=event.type,
+    )

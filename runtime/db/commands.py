@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Update, and_, bindparam, update
+from sqlalchemy import Update, and_, bindparam, or_, update
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
@@ -14,7 +17,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from runtime.db.command_records import COMMAND_TABLE, NewCommand, command_row, record_of_row
 from runtime.db.group_insert import GroupInsert
-from runtime.db.models import CommandRecord, CommandStatus
+from runtime.db.models import UNFINISHED_STATUSES, CommandRecord, CommandStatus
+from runtime.db.outbox import OUTBOX_TABLE, outbox_rows
+from runtime.outgoing import OutgoingMessage
 from schemas.commands import utcnow
 
 
@@ -74,6 +79,7 @@ class CommandStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         engine: AsyncEngine = sessions.kw["bind"]  # make_sessionmaker binds it to the engine
+        self._engine = engine
         # Single-statement writes run in autocommit: on SQLite a transaction holds the
         # database's one write lock from its first write until COMMIT, and with aiosqlite
         # every step is a turn of the event loop, so under load other processes' writers
@@ -193,18 +199,61 @@ class CommandStore:
         *,
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
+        outbox: Sequence[OutgoingMessage] = (),
     ) -> CommandRecord | None:
-        """Record the final outcome (idempotent: a second finish changes nothing)."""
-        return await self._update_unfinished(
-            _FINISH,
-            {
-                "command_id": command_id,
-                "status": status.value,
-                "result": result,
-                "error": error,
-                "now": utcnow(),
-            },
+        """Record the final outcome and the messages it causes, in one transaction.
+
+        Idempotent: a second finish changes nothing and records no message (the first
+        one's are in the outbox already). The messages stay in the outbox until the
+        caller (or the relay) has them confirmed by the broker.
+        """
+        parameters = {
+            "command_id": command_id,
+            "status": status.value,
+            "result": result,
+            "error": error,
+            "now": utcnow(),
+        }
+        if not outbox:
+            return await self._update_unfinished(_FINISH, parameters)
+        async with self._engine.begin() as connection:
+            finished = await connection.execute(_FINISH, parameters)
+            if finished.rowcount:
+                await connection.execute(OUTBOX_TABLE.insert(), outbox_rows(outbox))
+            found = await connection.execute(_BY_ID, {"command_id": command_id})
+            return record_of_row(found.first())
+
+    async def claim_stale(
+        self, *, accepted_for: timedelta, running_for: timedelta, limit: int, max_attempts: int
+    ) -> list[CommandRecord]:
+        """Unfinished commands nobody touched for a while, claimed for re-publishing.
+
+        ``accepted`` ones untouched for ``accepted_for`` (longer than any retry delay:
+        a command waiting in a retry queue is touched when it goes there) and
+        ``running`` ones for ``running_for`` (longer than any attempt) may have lost
+        their message with the broker. Claiming touches them, so another relay does not
+        take them too, and the order barrier sees them alive. Commands already tried
+        ``max_attempts`` times are left alone (they keep failing for another reason).
+        """
+        now = utcnow()
+        stale = and_(
+            _C.status.in_(UNFINISHED_STATUSES),
+            _C.attempts < max_attempts,
+            or_(
+                and_(_C.status == CommandStatus.ACCEPTED.value, _C.updated_at < now - accepted_for),
+                and_(_C.status == CommandStatus.RUNNING.value, _C.updated_at < now - running_for),
+            ),
         )
+        oldest = core_select(_C.id).where(stale).order_by(_C.updated_at).limit(limit)
+        claim = (
+            update(COMMAND_TABLE)
+            .where(_C.id.in_(oldest.scalar_subquery()), stale)
+            .values(updated_at=now)
+            .returning(*COMMAND_TABLE.columns)
+        )
+        async with self._engine.begin() as connection:
+            rows = (await connection.execute(claim)).all()
+        return [record for row in rows if (record := record_of_row(row)) is not None]
 
     async def _update_unfinished(
         self, statement: Update, parameters: dict[str, Any]

@@ -12,7 +12,17 @@ from enum import StrEnum
 from typing import Any
 
 import uuid_utils.compat
-from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from schemas.commands import utcnow
@@ -87,8 +97,17 @@ class AppKey(SQLModel, table=True):
     )
 
 
+UNFINISHED_STATUSES = (CommandStatus.ACCEPTED.value, CommandStatus.RUNNING.value)
+_UNFINISHED_SQL = text("status IN ('accepted', 'running')")
+
+
 class CommandRecord(SQLModel, table=True):
-    """One accepted command and everything known about its execution."""
+    """One accepted command and everything known about its execution.
+
+    The row is also the command's outbox entry: the bus message is rebuilt from it
+    (``runtime.bus.command_messages``), so the relay can publish it again whenever the
+    broker may have lost it.
+    """
 
     __tablename__ = "command"
     __table_args__ = (
@@ -97,6 +116,14 @@ class CommandRecord(SQLModel, table=True):
         # Every index costs a page write per insert and status change, so the table has
         # none that no query uses (migration 0004 dropped four).
         Index("ix_command_user_status_created", "user", "status", "created_at"),
+        # the relay's query: unfinished commands untouched for a while. Partial, so
+        # finished commands (nearly all rows) are not in it.
+        Index(
+            "ix_command_unfinished_updated",
+            "updated_at",
+            sqlite_where=_UNFINISHED_SQL,
+            postgresql_where=_UNFINISHED_SQL,
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=new_command_id, primary_key=True)
@@ -167,6 +194,27 @@ class NotebookVersion(SQLModel, table=True):
     origin: str = Field(max_length=16)
     command_id: uuid.UUID | None = Field(default=None, index=True)
     created_at: datetime = _ts(nullable=False)
+
+
+class OutboxRecord(SQLModel, table=True):
+    """A message recorded with the outcome that caused it, not yet confirmed by the bus.
+
+    Written in the transaction that finishes a command (its events), deleted once the
+    broker confirmed it; the relay publishes whatever stays here.
+    """
+
+    __tablename__ = "outbox_message"
+
+    message_id: str = Field(primary_key=True, max_length=64)
+    exchange: str = Field(max_length=128)
+    routing_key: str = Field(max_length=255)
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    caused_by: uuid.UUID | None = Field(default=None, index=True)
+    correlation_id: str | None = Field(default=None, max_length=128)
+    content_type: str = Field(max_length=64)
+    message_type: str | None = Field(default=None, max_length=128)
+    headers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts(nullable=False, index=True)
 
 
 class SpawnSlot(SQLModel, table=True):

@@ -24,6 +24,7 @@ def _stored(version: NotebookVersion, nb: Notebook, *, created: bool) -> StoredV
         origin=version.origin,
         created_at=version.created_at,
         created=created,
+        command_id=version.command_id,
     )
 
 

@@ -22,8 +22,8 @@ from runtime.db.migrations.versions.r0005_workspaces import LEGACY_APP
 from schemas.workspaces import workspace_name
 
 pytest_plugins = ["tests.integration.database_fixtures"]
-TABLES_AFTER_0001 = {"spawn_slot", "workspace"}
-INDEXES_AFTER_0001 = {"ix_command_user_status_created"}
+TABLES_AFTER_0001 = {"spawn_slot", "workspace", "outbox_message"}
+INDEXES_AFTER_0001 = {"ix_command_user_status_created", "ix_command_unfinished_updated"}
 # In revision 0001 and dropped by 0004, so not in the models any more.
 INDEXES_DROPPED_AFTER_0001 = r0004.DROPPED
 TABLES = {"app", "app_key", "command", "notebook", "notebook_blob", "notebook_version"}

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from runtime.db.apps import AppStore
 from runtime.db.commands import CommandStore, IdempotencyConflict
-from runtime.db.models import CommandRecord, CommandStatus, NotebookBlob
+from runtime.db.models import CommandRecord, CommandStatus, NotebookBlob, OutboxRecord
 from runtime.db.notebooks import NotebookStore
+from runtime.db.outbox import Outbox
+from runtime.outgoing import OutgoingMessage
+from schemas.commands import utcnow
 
 pytest_plugins = ["tests.integration.database_fixtures"]
 Sessions = async_sessionmaker[AsyncSession]
@@ -169,3 +173,78 @@ async def test_revoked_keys_no_longer_authenticate(db_sessions: Sessions) -> Non
     assert await store.authenticate(other.key) is not None
     assert await store.revoke(issued.key_id) == 0
     assert await store.authenticate("orch_not-a-key") is None
+
+
+def _event(caused_by: uuid.UUID, n: int) -> OutgoingMessage:
+    return OutgoingMessage(
+        message_id=str(uuid.uuid5(caused_by, f"event-{n}")),
+        exchange="orch.events",
+        routing_key="notebook.saved",
+        body=b'{"n": %d}' % n,
+        caused_by=caused_by,
+        correlation_id="corr",
+        content_type="application/cloudevents+json",
+        type_="notebook.saved",
+    )
+
+
+async def test_finish_records_the_outcome_and_its_messages_once(db_sessions: Sessions) -> None:
+    store = CommandStore(db_sessions)
+    outbox = Outbox(db_sessions.kw["bind"])
+    command = (await store.record(_command(user="outboxer"))).record
+    messages = [_event(command.id, 1), _event(command.id, 2)]
+    await store.finish(command.id, CommandStatus.SUCCEEDED, result={}, outbox=messages)
+    again = [_event(command.id, 3)]
+    await store.finish(command.id, CommandStatus.SUCCEEDED, result={}, outbox=again)
+    assert await outbox.of_cause(command.id) == messages  # the second finish added nothing
+    await outbox.remove([messages[0].message_id])
+    assert await outbox.of_cause(command.id) == messages[1:]
+
+
+async def test_the_relay_claims_stale_outbox_rows_once(db_sessions: Sessions) -> None:
+    outbox = Outbox(db_sessions.kw["bind"])
+    store = CommandStore(db_sessions)
+    command = (await store.record(_command(user="relayed"))).record
+    await store.finish(
+        command.id, CommandStatus.SUCCEEDED, result={}, outbox=[_event(command.id, 1)]
+    )
+    fresh = await outbox.claim_stale(timedelta(minutes=1), 10)
+    assert command.id not in {m.caused_by for m in fresh}  # not stale yet
+    async with db_sessions() as session:  # as if left there an hour ago
+        await session.exec(
+            update(OutboxRecord)
+            .where(col(OutboxRecord.caused_by) == command.id)
+            .values(created_at=utcnow() - timedelta(hours=1))
+        )
+        await session.commit()
+    first, second = await asyncio.gather(
+        outbox.claim_stale(timedelta(minutes=1), 1000),
+        outbox.claim_stale(timedelta(minutes=1), 1000),
+    )
+    mine = [m for m in [*first, *second] if m.caused_by == command.id]
+    assert len(mine) == 1  # two relays at once: one of them takes the row
+
+
+async def test_stale_unfinished_commands_are_claimed_once(db_sessions: Sessions) -> None:
+    store = CommandStore(db_sessions)
+    accepted = (await store.record(_command(user="stale-a"))).record
+    running = (await store.record(_command(user="stale-r"))).record
+    await store.begin_attempt(running.id)
+    finished = (await store.record(_command(user="stale-f"))).record
+    await store.finish(finished.id, CommandStatus.SUCCEEDED, result={})
+    bounds = {"limit": 1000, "max_attempts": 25}
+    long_ago = await store.claim_stale(
+        accepted_for=timedelta(hours=1), running_for=timedelta(hours=1), **bounds
+    )
+    assert {accepted.id, running.id} & {c.id for c in long_ago} == set()
+    only_accepted = await store.claim_stale(
+        accepted_for=timedelta(0), running_for=timedelta(hours=1), **bounds
+    )
+    ids = {c.id for c in only_accepted}
+    assert accepted.id in ids and running.id not in ids and finished.id not in ids
+    claimed_again = await store.claim_stale(
+        accepted_for=timedelta(milliseconds=500), running_for=timedelta(0), **bounds
+    )
+    ids = {c.id for c in claimed_again}
+    assert accepted.id not in ids  # the claim touched it
+    assert running.id in ids and finished.id not in ids

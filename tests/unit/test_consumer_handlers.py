@@ -129,7 +129,15 @@ class FakeVersions:
             return latest
         self.blobs[sha256] = content
         version = StoredVersion(
-            uuid.uuid4(), user, path, sha256, len(content), origin, datetime.now(UTC), True
+            uuid.uuid4(),
+            user,
+            path,
+            sha256,
+            len(content),
+            origin,
+            datetime.now(UTC),
+            True,
+            command_id,
         )
         self.versions.append(version)
         if command_id is not None:

@@ -1,16 +1,19 @@
 """What happens to each message, with an in-memory message double and fake publisher.
 
-The contract under test: a command is acked only after its outcome is committed and
-its events are confirmed; a transient failure goes through the retry ladder (one
-delay per round), then to the dead-letter queue with the reason; a permanent one
-fails at once; poison messages and unknown kinds are parked; a database or bus
-failure before the commit gives the message back to its queue.
+The contract under test: a command is acked only after its outcome and its events are
+committed (the outbox), and its events are published after that commit; events the
+broker does not confirm stay in the outbox for the relay; a transient failure goes
+through the retry ladder (one delay per round), then to the dead-letter queue with
+the reason; a permanent one fails at once; poison messages and unknown kinds are
+parked; a database or bus failure before the commit gives the message back to its
+queue.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,10 +26,12 @@ from consumers.handlers import Handler, Outcome, Ports
 from consumers.notifications import NotificationProcessor
 from consumers.processor import CommandProcessor
 from consumers.redelivery import Redelivery, attempt_of
+from consumers.relay import OutboxDelivery, Relay, RelayPolicy
 from consumers.router import MessageRouter
 from consumers.user_locks import UserLocks
-from runtime.bus.publisher import PublishFailed
+from runtime.bus.publisher import PublishFailed, event_message
 from runtime.db.models import CommandStatus
+from runtime.outgoing import OutgoingMessage
 from schemas import topology as t
 from schemas.commands import CommandMessage, CommandType
 from schemas.events import CloudEvent, EventKind, NotebookSaved, SaveOrigin, event_type
@@ -102,9 +107,17 @@ class FakePublisher:
         self.journal.steps.append(f"publish {exchange}")
 
     async def publish_event(self, kind: EventKind, event: CloudEvent[Any]) -> None:
+        await self.publish_message(event_message(kind, event))
+
+    async def publish_message(self, message: OutgoingMessage) -> None:
+        if message.exchange != t.EVENTS_EXCHANGE:
+            await self.publish(message.exchange, message.routing_key, message.body)
+            return
         if self.fail:
             raise PublishFailed("broker did not confirm in time")
+        event = CloudEvent[Any].model_validate_json(message.body)
         self.events.append(event)
+        kind = next(k for k in EventKind if event_type(k) == event.type)
         self.journal.steps.append(f"event {kind}")
 
     def parked(self) -> list[Published]:
@@ -146,6 +159,8 @@ class FakeCommandLog:
     async def requeued(self, command_id: uuid.UUID) -> None:
         self.records[command_id].status = CommandStatus.ACCEPTED.value
 
+    outbox: FakeOutbox = field(default_factory=lambda: FakeOutbox())
+
     async def finish(
         self,
         command_id: uuid.UUID,
@@ -153,12 +168,35 @@ class FakeCommandLog:
         *,
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
+        outbox: Sequence[OutgoingMessage] = (),
     ) -> None:
         if self.broken:
             raise ConnectionError("database unavailable")
         record = self.records[command_id]
         record.status, record.result, record.error = status.value, result, error
+        self.outbox.messages.extend(outbox)
         self.journal.steps.append(f"commit {status.value}")
+
+    async def claim_stale(
+        self, *, accepted_for: timedelta, running_for: timedelta, limit: int, max_attempts: int
+    ) -> list[Record]:
+        return []
+
+
+@dataclass
+class FakeOutbox:
+    """The outbox table in memory."""
+
+    messages: list[OutgoingMessage] = field(default_factory=list)
+
+    async def of_cause(self, caused_by: uuid.UUID) -> list[OutgoingMessage]:
+        return [m for m in self.messages if m.caused_by == caused_by]
+
+    async def claim_stale(self, older_than: timedelta, limit: int) -> list[OutgoingMessage]:
+        return self.messages[:limit]
+
+    async def remove(self, message_ids: Sequence[str]) -> None:
+        self.messages = [m for m in self.messages if m.message_id not in message_ids]
 
 
 class FakeWorkspaces:
@@ -204,6 +242,8 @@ class Rig:
             EventPublisher(self.publisher),
             redelivery,
             UserLocks(),
+            self.log.outbox,
+            OutboxDelivery(self.publisher, self.log.outbox),
             handlers={CommandType.SAVE: behaviour},
             requeue_pause_seconds=0,
         )
@@ -270,13 +310,26 @@ async def test_events_of_a_message_handled_twice_keep_their_ids() -> None:
     assert len(set(first)) == 2
 
 
-async def test_a_final_command_redelivered_publishes_its_result_again_and_is_acked() -> None:
+async def test_a_final_command_redelivered_publishes_what_its_outcome_left_and_is_acked() -> None:
+    rig = Rig(succeeds)
+    incoming = rig.command()
+    rig.publisher.fail = True  # committed, then the broker went away before the events
+    await rig.router.handle(incoming)
+    assert incoming.acked and len(rig.log.outbox.messages) == 2
+    rig.processor._handlers = {CommandType.SAVE: crashes}  # must not run again
+    rig.publisher.fail = False
+    await rig.router.handle(FakeMessage(incoming.body, rig.journal))
+    assert rig.journal.steps[-3:] == ["event notebook.saved", "event command.succeeded", "ack"]
+    assert rig.log.outbox.messages == []
+
+
+async def test_a_final_command_redelivered_with_nothing_left_is_just_acked() -> None:
     rig = Rig(crashes)  # the handler must not run again
     incoming = rig.command()
     rig.record(incoming).status = CommandStatus.SUCCEEDED.value
     rig.record(incoming).result = {"path": "a.ipynb"}
     await rig.router.handle(incoming)
-    assert rig.journal.steps == ["event command.succeeded", "ack"]
+    assert rig.journal.steps == ["ack"]
 
 
 @pytest.mark.parametrize("attempt", range(len(t.RETRY_DELAYS_SECONDS)))
@@ -368,13 +421,27 @@ async def test_a_database_failure_before_the_commit_gives_the_message_back() -> 
     assert rig.publisher.events == []
 
 
-async def test_an_unconfirmed_event_gives_the_message_back_after_the_commit() -> None:
+async def test_unconfirmed_events_stay_in_the_outbox_and_the_relay_publishes_them() -> None:
     rig = Rig(succeeds)
     rig.publisher.fail = True
     incoming = rig.command()
     await rig.router.handle(incoming)
-    assert incoming.nacked_requeue is True
+    assert incoming.acked  # the outcome and its events are durable
     assert rig.record(incoming).status == CommandStatus.SUCCEEDED.value
+    left = [m.type_ for m in rig.log.outbox.messages]
+    assert left == [event_type(EventKind.NOTEBOOK_SAVED), event_type(EventKind.COMMAND_SUCCEEDED)]
+    rig.publisher.fail = False
+    policy = RelayPolicy(
+        interval=timedelta(seconds=1),
+        outbox_grace=timedelta(0),
+        stale_accepted=timedelta(minutes=2),
+        stale_running=timedelta(minutes=5),
+        max_attempts=25,
+    )
+    relay = Relay(policy, rig.log.outbox, rig.log, rig.publisher)
+    assert await relay.run_once() == (2, 0)
+    assert [e.type for e in rig.publisher.events] == left
+    assert rig.log.outbox.messages == []
 
 
 async def test_a_command_waits_behind_an_earlier_unfinished_one_of_the_same_user() -> None:

@@ -1,0 +1,78 @@
+"""The bus message of a command, built the same way by the gateway and the relay.
+
+A command's row holds everything its message carries (app, payload, correlation id,
+acceptance time), so the relay can rebuild and publish it again, identical but for
+the delivery, when the broker may have lost it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from runtime.outgoing import OutgoingMessage
+from schemas.commands import COMMAND_ADAPTER, Command, CommandMessage
+from schemas.topology import (
+    COMMANDS_EXCHANGE,
+    HEADER_COMMAND_ID,
+    HEADER_CORRELATION_ID,
+    HEADER_KIND,
+    KIND_COMMAND,
+)
+from schemas.workspaces import workspace_name
+
+
+def command_message(
+    *,
+    command_id: uuid.UUID,
+    app: str,
+    correlation_id: str,
+    accepted_at: datetime,
+    command: Command,
+) -> OutgoingMessage:
+    """The message that asks a consumer to perform ``command``.
+
+    Routed by workspace: its commands and the saves made inside its server (the hub
+    service routes those by the same Hub user) share one partition, in order.
+    """
+    message = CommandMessage(
+        id=command_id,
+        app=app,
+        correlation_id=correlation_id,
+        accepted_at=accepted_at,
+        command=command,
+    )
+    text_id = str(command_id)
+    return OutgoingMessage(
+        message_id=text_id,
+        exchange=COMMANDS_EXCHANGE,
+        routing_key=workspace_name(app, command.user),
+        body=message.model_dump_json().encode(),
+        caused_by=command_id,
+        correlation_id=correlation_id,
+        type_=command.type.value,
+        headers={
+            HEADER_KIND: KIND_COMMAND,
+            HEADER_COMMAND_ID: text_id,
+            HEADER_CORRELATION_ID: correlation_id,
+        },
+    )
+
+
+def stored_command_message(
+    *,
+    command_id: uuid.UUID,
+    app: str,
+    correlation_id: str,
+    accepted_at: datetime,
+    payload: dict[str, Any],
+) -> OutgoingMessage:
+    """:func:`command_message` of a recorded command (its payload validated again)."""
+    return command_message(
+        command_id=command_id,
+        app=app,
+        correlation_id=correlation_id,
+        accepted_at=accepted_at,
+        command=COMMAND_ADAPTER.validate_python(payload),
+    )
