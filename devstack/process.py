@@ -156,6 +156,13 @@ class ManagedProcess:
         """The exit status once the process has ended, else ``None``."""
         return None if self._popen is None else self._popen.poll()
 
+    def wait_exit(self, timeout: float) -> int:
+        """Block until the process exits by itself; its exit status (``TimeoutExpired``
+        after ``timeout`` seconds)."""
+        if self._popen is None:
+            raise RuntimeError(f"{self.name} has not been started")
+        return self._popen.wait(timeout)
+
     def process_ids(self) -> list[int]:
         """PIDs of the process and its current descendants (empty when not running)."""
         if not self.is_running():

@@ -90,6 +90,7 @@ class LocalStack:
         self.consumers: list[ManagedProcess] = []
         self.consumer_metrics_ports: dict[int, int] = {}
         self._consumer_instances: dict[int, str] = {}
+        self._consumer_env: dict[int, dict[str, str]] = {}
         self.extra_processes: list[ManagedProcess] = []
 
     def _workspace_accounts(self) -> WorkspaceAccounts | None:
@@ -267,15 +268,22 @@ class LocalStack:
             start_retrying_ports(start_once, choose_port)
 
     def start_consumer(
-        self, index: int, timeout: float = 60, *, wait: bool = True
+        self,
+        index: int,
+        timeout: float = 60,
+        *,
+        wait: bool = True,
+        extra_env: dict[str, str] | None = None,
     ) -> ManagedProcess:
         """Start consumer ``index`` (replacing a stopped one with the same index).
 
         Each index keeps one metrics port (``consumer_metrics_ports``) across restarts
         (a new one if another process took it); with ``wait`` returns once its
-        ``/readyz`` answers 200 (partitions subscribed).
+        ``/readyz`` answers 200 (partitions subscribed). ``extra_env`` is for this
+        process only (e.g. ``ORCH_FAILPOINTS``).
         """
         self.consumer_metrics_ports.setdefault(index, free_port())
+        self._consumer_env[index] = extra_env or {}
         self._launch_consumer(index)
         if wait:
             self.wait_consumer_ready(index, timeout)
@@ -300,6 +308,7 @@ class LocalStack:
                 **self.process_env(),
                 "ORCH_METRICS_PORT": str(self.consumer_metrics_ports[index]),
                 "ORCH_INSTANCE": instance,
+                **self._consumer_env.get(index, {}),
             },
         )
         self._consumer_instances[index] = instance
