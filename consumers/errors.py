@@ -45,6 +45,12 @@ class NotFoundError(PermanentError):
     code = "not_found"
 
 
+class ConflictError(PermanentError):
+    """The notebook is not at the version the app said it is (``if_version``)."""
+
+    code = "conflict"
+
+
 class InvalidNotebook(PermanentError):
     """Content is not a valid nbformat notebook."""
 

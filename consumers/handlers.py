@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from consumers.errors import NotFoundError
+from consumers.errors import ConflictError, NotFoundError
 from consumers.event_publisher import PendingEvent
-from consumers.notebook_codec import canonicalise, empty_notebook
+from consumers.notebook_codec import CanonicalNotebook, canonicalise, empty_notebook
 from consumers.ports import ContentsPort, HubPort, VersionStore
 from schemas import commands as c
 from schemas.events import EventKind, NotebookSaved, SaveOrigin
@@ -39,10 +39,12 @@ class Ports:
 @dataclass(frozen=True)
 class CommandContext:
     """Where a command acts: ``workspace`` is the Hub user of the command's person in
-    the command's app (every Hub, contents and version call uses it)."""
+    the command's app (every Hub, contents and version call uses it); ``app`` is the
+    app that sent it (recorded on the versions it writes)."""
 
     command_id: uuid.UUID
     workspace: str
+    app: str | None = None
 
 
 @dataclass
@@ -59,10 +61,10 @@ def notebook_url(hub_public_url: str, user: str, path: str) -> str:
 
 
 def saved_event(
-    version: StoredVersion, origin: SaveOrigin, content: dict[str, Any] | None, *, user: str
+    version: StoredVersion, content: dict[str, Any] | None, *, user: str
 ) -> PendingEvent:
     """The ``notebook.saved`` event for a stored version of ``user`` (the person; the
-    version itself is kept under the workspace's Hub user)."""
+    version itself is kept under the workspace's Hub user), with who wrote it."""
     return PendingEvent(
         EventKind.NOTEBOOK_SAVED,
         NotebookSaved(
@@ -71,12 +73,47 @@ def saved_event(
             version_id=version.id,
             sha256=version.sha256,
             size=version.size,
-            origin=origin,
+            origin=SaveOrigin(version.origin),
             saved_at=version.created_at,
             content=content,
+            command_id=version.command_id,
+            restored_from=version.restored_from,
+            before_overwrite=version.before_overwrite,
         ),
         subject=f"{user}/{version.path}",
     )
+
+
+async def _store(
+    canonical: CanonicalNotebook,
+    path: str,
+    origin: SaveOrigin,
+    ports: Ports,
+    ctx: CommandContext,
+    *,
+    user: str,
+    restored_from: uuid.UUID | None = None,
+) -> tuple[StoredVersion, list[PendingEvent]]:
+    """Store what this command wrote or read as a version, and its ``notebook.saved``.
+
+    The event comes with this command's version, new or found again (the command
+    redelivered after storing it: the same event id goes into the outcome's outbox);
+    content identical to the latest version stores and announces nothing.
+    """
+    version = await ports.versions.add_version(
+        user=ctx.workspace,
+        path=path,
+        content=canonical.text,
+        sha256=canonical.sha256,
+        origin=origin.value,
+        command_id=ctx.command_id,
+        app=ctx.app,
+        restored_from=restored_from,
+    )
+    if not (version.created or version.command_id == ctx.command_id):
+        return version, []
+    inline = canonical.as_dict() if canonical.size <= ports.inline_content_max_bytes else None
+    return version, [saved_event(version, inline, user=user)]
 
 
 async def ensure_user(cmd: c.EnsureUser, ports: Ports, ctx: CommandContext) -> Outcome:
@@ -105,19 +142,41 @@ async def stop_server(cmd: c.StopServer, ports: Ports, ctx: CommandContext) -> O
 
 
 async def create(cmd: c.CreateNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
-    """Create an empty notebook at ``path`` (kept if it exists) or untitled in ``folder``."""
+    """Create an empty notebook at ``path`` (kept if it exists) or untitled in ``folder``;
+    the new notebook is stored as a version of origin ``create``.
+
+    An untitled create redelivered after it stored its version returns that notebook
+    instead of making another.
+    """
     ws = ctx.workspace
     await _ensure_server(ws, ports)
     if cmd.folder is not None:
+        made = await ports.versions.of_command(ctx.command_id)
+        if made is not None:
+            return Outcome({"path": made.path, "created": True})
         await ports.contents.ensure_folder(ws, cmd.folder)
         path = await ports.contents.new_untitled(ws, cmd.folder)
-        return Outcome({"path": path, "created": True})
+        written = canonicalise(await ports.contents.read_notebook(ws, path))
+        _, events = await _store(written, path, SaveOrigin.CREATE, ports, ctx, user=cmd.user)
+        return Outcome({"path": path, "created": True}, events)
     assert cmd.path is not None
     await ports.contents.ensure_parent(ws, cmd.path)
     if await ports.contents.exists(ws, cmd.path):
         return Outcome({"path": cmd.path, "created": False})
-    await ports.contents.write_notebook(ws, cmd.path, empty_notebook())
-    return Outcome({"path": cmd.path, "created": True})
+    return Outcome(
+        {"path": cmd.path, "created": True}, await _write_empty(cmd, cmd.path, ports, ctx)
+    )
+
+
+async def _write_empty(
+    cmd: c.CreateNotebook | c.OpenNotebook, path: str, ports: Ports, ctx: CommandContext
+) -> list[PendingEvent]:
+    """Write an empty notebook at ``path`` and store it (origin ``create``)."""
+    notebook = empty_notebook()
+    await ports.contents.write_notebook(ctx.workspace, path, notebook)
+    written = canonicalise(notebook)
+    _, events = await _store(written, path, SaveOrigin.CREATE, ports, ctx, user=cmd.user)
+    return events
 
 
 async def _stored_version(
@@ -143,17 +202,74 @@ async def _write_version(user: str, path: str, text: str, ports: Ports) -> None:
     await ports.contents.write_notebook(user, path, json.loads(text))
 
 
+async def _keep_unsaved(
+    cmd: c.RestoreNotebook, ports: Ports, ctx: CommandContext, latest: StoredVersion | None
+) -> list[PendingEvent]:
+    """Before a restore overwrites ``cmd.path``: what is on disk, if it differs from the
+    latest stored version, is stored first (origin ``jupyter``, ``before_overwrite``).
+
+    With ``if_version``, the app said which version it believes is current: if the
+    latest is another one, or the disk holds something else, the restore fails with
+    ``conflict`` and nothing is written or stored.
+    """
+    ws = ctx.workspace
+    on_disk = (
+        canonicalise(await ports.contents.read_notebook(ws, cmd.path))
+        if await ports.contents.exists(ws, cmd.path)
+        else None
+    )
+    changed = on_disk is not None and (latest is None or on_disk.sha256 != latest.sha256)
+    if cmd.if_version is not None:
+        current = None if latest is None else latest.id
+        if current != cmd.if_version or changed:
+            found = "unsaved changes on disk" if changed else f"latest version {current}"
+            raise ConflictError(f"{cmd.path} is not at version {cmd.if_version} ({found})")
+    if on_disk is None or not changed:
+        return []
+    version = await ports.versions.add_version(
+        user=ws,
+        path=cmd.path,
+        content=on_disk.text,
+        sha256=on_disk.sha256,
+        origin=SaveOrigin.JUPYTER.value,
+        before_overwrite=True,
+    )
+    inline = on_disk.as_dict() if on_disk.size <= ports.inline_content_max_bytes else None
+    return [saved_event(version, inline, user=cmd.user)] if version.created else []
+
+
 async def restore(cmd: c.RestoreNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
     """Write a stored version (given, or the latest) to ``path`` in the user's server.
 
     An unknown version, or one of another workspace (another app's), fails at once,
-    before a server is started for nothing.
+    before a server is started for nothing. Unsaved content on disk is kept as a
+    version first (:func:`_keep_unsaved`); the restored content becomes the latest
+    version (origin ``restore``, ``restored_from``), so the save Jupyter reports for
+    this write stores nothing twice.
     """
     ws = ctx.workspace
     version, text = await _stored_version(ws, cmd.path, cmd.version_id, ports)
     await _ensure_server(ws, ports)
+    mine = await ports.versions.of_command(ctx.command_id)
+    events = (
+        []
+        if mine is not None
+        else await _keep_unsaved(cmd, ports, ctx, await ports.versions.latest(ws, cmd.path))
+    )
     await _write_version(ws, cmd.path, text, ports)
-    return Outcome({"path": cmd.path, "version_id": str(version.id), "sha256": version.sha256})
+    canonical = canonicalise(json.loads(text))
+    restored, stored_events = await _store(
+        canonical, cmd.path, SaveOrigin.RESTORE, ports, ctx, user=cmd.user, restored_from=version.id
+    )
+    return Outcome(
+        {
+            "path": cmd.path,
+            "version_id": str(version.id),
+            "sha256": version.sha256,
+            "latest_version_id": str(restored.id),
+        },
+        [*events, *stored_events],
+    )
 
 
 async def save(cmd: c.SaveNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
@@ -161,20 +277,9 @@ async def save(cmd: c.SaveNotebook, ports: Ports, ctx: CommandContext) -> Outcom
     ws = ctx.workspace
     await _ensure_server(ws, ports)
     canonical = canonicalise(await ports.contents.read_notebook(ws, cmd.path))
-    version = await ports.versions.add_version(
-        user=ws,
-        path=cmd.path,
-        content=canonical.text,
-        sha256=canonical.sha256,
-        origin=SaveOrigin.COMMAND,
-        command_id=ctx.command_id,
+    version, events = await _store(
+        canonical, cmd.path, SaveOrigin.COMMAND, ports, ctx, user=cmd.user
     )
-    events = []
-    # this command's version (new, or found again when the command is redelivered after
-    # storing it): its event, with the same id, goes into the outcome's outbox
-    if version.created or version.command_id == ctx.command_id:
-        inline = canonical.as_dict() if canonical.size <= ports.inline_content_max_bytes else None
-        events.append(saved_event(version, SaveOrigin.COMMAND, inline, user=cmd.user))
     return Outcome(
         {
             "path": cmd.path,
@@ -200,6 +305,7 @@ async def open_notebook(cmd: c.OpenNotebook, ports: Ports, ctx: CommandContext) 
     ws = ctx.workspace
     await _ensure_server(ws, ports)
     restored: str | None = None
+    events: list[PendingEvent] = []
     if not await ports.contents.exists(ws, cmd.path):
         latest = await ports.versions.latest(ws, cmd.path)
         if latest is not None:
@@ -208,13 +314,14 @@ async def open_notebook(cmd: c.OpenNotebook, ports: Ports, ctx: CommandContext) 
             restored = str(version.id)
         else:
             await ports.contents.ensure_parent(ws, cmd.path)
-            await ports.contents.write_notebook(ws, cmd.path, empty_notebook())
+            events = await _write_empty(cmd, cmd.path, ports, ctx)
     return Outcome(
         {
             "path": cmd.path,
             "restored_version_id": restored,
             **_launch(ws, cmd.path, ports),
-        }
+        },
+        events,
     )
 
 

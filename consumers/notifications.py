@@ -134,7 +134,7 @@ class NotificationProcessor:
             log.info("save left the notebook unchanged", path=path)
             return
         inline = canonical.as_dict() if canonical.size <= self._inline_max else None
-        event = saved_event(version, SaveOrigin.JUPYTER, inline, user=who.user)
+        event = saved_event(version, inline, user=who.user)
         await self._publish(note, who, event)
         lag = (utcnow() - note.occurred_at).total_seconds()
         SAVE_TO_EVENT_SECONDS.observe(max(0.0, lag))

@@ -103,10 +103,15 @@ class VersionWriter(Protocol):
         sha256: str,
         origin: str,
         command_id: uuid.UUID | None = None,
+        app: str | None = None,
+        restored_from: uuid.UUID | None = None,
+        before_overwrite: bool = False,
     ) -> StoredVersion:
         """Store ``content`` as the latest version unless identical to the latest.
 
         Idempotent per ``command_id``: the same command gets back the version it made.
+        ``origin``, ``command_id``, ``app``, ``restored_from`` and ``before_overwrite``
+        say who wrote it.
         """
         ...
 
@@ -124,6 +129,10 @@ class VersionStore(VersionWriter, Protocol):
 
     async def content(self, sha256: str) -> str | None:
         """The canonical notebook JSON with that hash, or None."""
+        ...
+
+    async def of_command(self, command_id: uuid.UUID) -> StoredVersion | None:
+        """The version ``command_id`` stored, if it stored one."""
         ...
 
 

@@ -132,7 +132,7 @@ class CommandProcessor:
         started = time.monotonic()
         command_type = message.command.type
         workspace = await self._workspaces.ensure(message.app, message.user)
-        context = CommandContext(message.id, workspace.name)
+        context = CommandContext(message.id, workspace.name, message.app)
         try:
             outcome = await self._handlers[command_type](message.command, self._ports, context)
         except TransientError as exc:

@@ -139,6 +139,12 @@ class LocalStack:
         """True when every workspace's server runs as an account of its own."""
         return self.accounts is not None
 
+    def workspace_home(self, hub_user: str) -> Path:
+        """The folder a workspace's server serves (its account's home when isolated)."""
+        if self.accounts is not None:
+            return self.accounts.homes_root / hub_user
+        return self.hub.config.state_dir.resolve() / "home" / hub_user
+
     @property
     def gateway_url(self) -> str:
         """Base URL of the gateway."""

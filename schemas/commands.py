@@ -71,11 +71,18 @@ class CreateNotebook(_CommandBase):
 
 
 class RestoreNotebook(_CommandBase):
-    """Write a stored version (``version_id``, or the latest) to ``path``."""
+    """Write a stored version (``version_id``, or the latest) to ``path``.
+
+    What is on disk, if it differs from the latest stored version, is stored as a
+    version first. With ``if_version`` (the version the app believes is current) the
+    restore fails with ``conflict`` and writes nothing unless the latest version is
+    that one and the disk holds it unchanged.
+    """
 
     type: Literal[CommandType.RESTORE] = CommandType.RESTORE
     path: NotebookPath
     version_id: uuid.UUID | None = None
+    if_version: uuid.UUID | None = None
 
 
 class SaveNotebook(_CommandBase):

@@ -20,9 +20,18 @@ EVENT_SOURCE = "/notebook-orchestrator"
 
 
 class SaveOrigin(StrEnum):
-    """Where a stored version came from."""
+    """Who wrote a stored version.
+
+    ``command``: a ``save`` command stored what the server had; ``create``: the
+    orchestrator wrote a new empty notebook (``create``, or ``open`` of a new path);
+    ``restore``: the orchestrator wrote an earlier version back (``restored_from``);
+    ``jupyter``: a person saved inside Jupyter (also what a restore found unsaved on
+    disk and kept first, ``before_overwrite``).
+    """
 
     COMMAND = "command"
+    CREATE = "create"
+    RESTORE = "restore"
     JUPYTER = "jupyter"
 
 
@@ -42,6 +51,16 @@ class NotebookSaved(_EventData):
     saved_at: datetime
     content: dict[str, Any] | None = Field(
         default=None, description="The nbformat document, inline only when small"
+    )
+    command_id: uuid.UUID | None = Field(
+        default=None, description="The command that wrote it (origins command, create, restore)"
+    )
+    restored_from: uuid.UUID | None = Field(
+        default=None, description="The version a restore wrote back (origin restore)"
+    )
+    before_overwrite: bool = Field(
+        default=False,
+        description="Content found unsaved on disk and kept before a restore overwrote it",
     )
 
 

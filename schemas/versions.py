@@ -16,9 +16,12 @@ from datetime import datetime
 class StoredVersion:
     """One stored version of a notebook.
 
-    ``origin`` says who wrote it (``command`` or ``jupyter``); ``created`` is False
-    when storing it found identical content (or the same command's version) already
-    there, so nothing new was written. ``command_id`` is the command that wrote it.
+    ``origin`` says who wrote it (``schemas.events.SaveOrigin``: ``command``,
+    ``create``, ``restore`` or ``jupyter``); ``created`` is False when storing it found
+    identical content (or the same command's version) already there, so nothing new
+    was written. ``command_id`` and ``app`` name the command that wrote it,
+    ``restored_from`` the version a restore wrote back; ``before_overwrite`` marks
+    content found unsaved on disk and kept before a restore overwrote it.
     """
 
     id: uuid.UUID
@@ -30,6 +33,9 @@ class StoredVersion:
     created_at: datetime
     created: bool
     command_id: uuid.UUID | None = None
+    app: str | None = None
+    restored_from: uuid.UUID | None = None
+    before_overwrite: bool = False
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,10 @@ def version_view(version: StoredVersion, user: str) -> dict[str, Any]:
         "sha256": version.sha256,
         "size": version.size,
         "origin": version.origin,
+        "command_id": None if version.command_id is None else str(version.command_id),
+        "app": version.app,
+        "restored_from": None if version.restored_from is None else str(version.restored_from),
+        "before_overwrite": version.before_overwrite,
         "created_at": version.created_at.isoformat(),
     }
 

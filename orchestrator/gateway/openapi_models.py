@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.db.models import CommandStatus
 from schemas.commands import CommandType
+from schemas.events import SaveOrigin
 
 
 class _Closed(BaseModel):
@@ -85,7 +86,13 @@ class VersionView(_Closed):
     path: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=0)
-    origin: str
+    origin: SaveOrigin = Field(description="Who wrote it: command, create, restore or jupyter")
+    command_id: uuid.UUID | None = Field(description="The command that wrote it, if any")
+    app: str | None = Field(description="The app of that command")
+    restored_from: uuid.UUID | None = Field(description="The version a restore wrote back")
+    before_overwrite: bool = Field(
+        description="Unsaved content a restore found on disk and kept before overwriting it"
+    )
     created_at: datetime
 
 

@@ -183,7 +183,7 @@ class NotebookBlob(SQLModel, table=True):
 
 
 class NotebookVersion(SQLModel, table=True):
-    """One saved version of a notebook."""
+    """One saved version of a notebook, and who wrote it (``schemas.versions``)."""
 
     __tablename__ = "notebook_version"
 
@@ -193,6 +193,9 @@ class NotebookVersion(SQLModel, table=True):
     size: int
     origin: str = Field(max_length=16)
     command_id: uuid.UUID | None = Field(default=None, index=True)
+    app: str | None = Field(default=None, max_length=64)
+    restored_from: uuid.UUID | None = None
+    before_overwrite: bool = False
     created_at: datetime = _ts(nullable=False)
 
 

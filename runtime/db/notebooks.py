@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -25,7 +26,19 @@ def _stored(version: NotebookVersion, nb: Notebook, *, created: bool) -> StoredV
         created_at=version.created_at,
         created=created,
         command_id=version.command_id,
+        app=version.app,
+        restored_from=version.restored_from,
+        before_overwrite=version.before_overwrite,
     )
+
+
+@dataclass(frozen=True)
+class _Provenance:
+    origin: str
+    command_id: uuid.UUID | None
+    app: str | None
+    restored_from: uuid.UUID | None
+    before_overwrite: bool
 
 
 class NotebookStore:
@@ -43,18 +56,23 @@ class NotebookStore:
         sha256: str,
         origin: str,
         command_id: uuid.UUID | None = None,
+        app: str | None = None,
+        restored_from: uuid.UUID | None = None,
+        before_overwrite: bool = False,
     ) -> StoredVersion:
         """Store ``content`` as the new latest version unless it equals the latest.
 
-        Idempotent per ``command_id``: a redelivered save returns the version it made.
-        ``created`` tells whether a new version row was written.
+        Idempotent per ``command_id``: a redelivered command returns the version it
+        made. ``created`` tells whether a new version row was written. The other
+        arguments say who wrote it (:class:`~schemas.versions.StoredVersion`).
         """
+        provenance = _Provenance(origin, command_id, app, restored_from, before_overwrite)
         for _ in range(3):
             try:
-                return await self._add_version(user, path, content, sha256, origin, command_id)
+                return await self._add_version(user, path, content, sha256, provenance)
             except IntegrityError:
                 continue  # a concurrent writer created the notebook or blob: read again
-        return await self._add_version(user, path, content, sha256, origin, command_id)
+        return await self._add_version(user, path, content, sha256, provenance)
 
     async def _add_version(
         self,
@@ -62,9 +80,9 @@ class NotebookStore:
         path: str,
         content: str,
         sha256: str,
-        origin: str,
-        command_id: uuid.UUID | None,
+        provenance: _Provenance,
     ) -> StoredVersion:
+        command_id = provenance.command_id
         async with self._sessions() as session:
             nb = await self._notebook(session, user, path)
             if nb is None:
@@ -97,8 +115,11 @@ class NotebookStore:
                 notebook_id=nb.id,
                 sha256=sha256,
                 size=size,
-                origin=origin,
+                origin=provenance.origin,
                 command_id=command_id,
+                app=provenance.app,
+                restored_from=provenance.restored_from,
+                before_overwrite=provenance.before_overwrite,
             )
             session.add(version)
             await session.flush()
@@ -127,6 +148,16 @@ class NotebookStore:
         """A version by id."""
         async with self._sessions() as session:
             version = await session.get(NotebookVersion, version_id)
+            if version is None:
+                return None
+            nb = await session.get(Notebook, version.notebook_id)
+            return None if nb is None else _stored(version, nb, created=False)
+
+    async def of_command(self, command_id: uuid.UUID) -> StoredVersion | None:
+        """The version ``command_id`` stored, if it stored one."""
+        async with self._sessions() as session:
+            stmt = select(NotebookVersion).where(NotebookVersion.command_id == command_id)
+            version = (await session.exec(stmt)).first()
             if version is None:
                 return None
             nb = await session.get(Notebook, version.notebook_id)

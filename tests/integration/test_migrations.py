@@ -24,6 +24,11 @@ from schemas.workspaces import workspace_name
 pytest_plugins = ["tests.integration.database_fixtures"]
 TABLES_AFTER_0001 = {"spawn_slot", "workspace", "outbox_message"}
 INDEXES_AFTER_0001 = {"ix_command_user_status_created", "ix_command_unfinished_updated"}
+COLUMNS_AFTER_0001 = [
+    ("notebook_version", "app"),
+    ("notebook_version", "restored_from"),
+    ("notebook_version", "before_overwrite"),
+]
 # In revision 0001 and dropped by 0004, so not in the models any more.
 INDEXES_DROPPED_AFTER_0001 = r0004.DROPPED
 TABLES = {"app", "app_key", "command", "notebook", "notebook_blob", "notebook_version"}
@@ -99,6 +104,8 @@ async def test_a_database_made_before_migrations_is_adopted(db_url: str) -> None
             await conn.run_sync(SQLModel.metadata.create_all, tables=legacy)
             for index in INDEXES_AFTER_0001:
                 await conn.execute(text(f"DROP INDEX {index}"))
+            for table, column in COLUMNS_AFTER_0001:
+                await conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
             for name, columns in INDEXES_DROPPED_AFTER_0001.items():
                 quoted = ", ".join(f'"{column}"' for column in columns)
                 await conn.execute(text(f"CREATE INDEX {name} ON command ({quoted})"))

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from consumers.errors import InvalidNotebook, NotFoundError
+from consumers.errors import ConflictError, InvalidNotebook, NotFoundError
 from consumers.handlers import HANDLERS, CommandContext, Outcome, Ports
 from consumers.notebook_codec import canonicalise, empty_notebook
 from consumers.ports import ServerState
 from schemas import commands as c
-from schemas.events import EventKind
+from schemas.events import EventKind, SaveOrigin
 from schemas.versions import StoredVersion
 
 
@@ -120,6 +120,9 @@ class FakeVersions:
         sha256: str,
         origin: str,
         command_id: uuid.UUID | None = None,
+        app: str | None = None,
+        restored_from: uuid.UUID | None = None,
+        before_overwrite: bool = False,
     ) -> StoredVersion:
         if command_id in self.by_command:
             done = self.by_command[command_id]
@@ -138,6 +141,9 @@ class FakeVersions:
             datetime.now(UTC),
             True,
             command_id,
+            app,
+            restored_from,
+            before_overwrite,
         )
         self.versions.append(version)
         if command_id is not None:
@@ -153,6 +159,9 @@ class FakeVersions:
 
     async def content(self, sha256: str) -> str | None:
         return self.blobs.get(sha256)
+
+    async def of_command(self, command_id: uuid.UUID) -> StoredVersion | None:
+        return self.by_command.get(command_id)
 
 
 @dataclass
@@ -258,7 +267,7 @@ async def test_save_stores_a_version_with_its_hash_and_not_identical_content_twi
     assert second.result["new_version"] is False
     assert second.result["version_id"] == first.result["version_id"]
     assert second.events == []
-    assert len(world.versions.versions) == 1
+    assert [v.origin for v in world.versions.versions] == ["create", "command"]
 
 
 async def test_a_redelivered_save_returns_the_version_it_made(world: World) -> None:
@@ -269,7 +278,8 @@ async def test_a_redelivered_save_returns_the_version_it_made(world: World) -> N
     world.contents.files[("ann", "n.ipynb")] = notebook("v2 written after the first attempt")
     again = await world.run(c.SaveNotebook(user="ann", path="n.ipynb"), command_id)
     assert again.result["version_id"] == first.result["version_id"]
-    assert len(world.versions.versions) == 1
+    assert [v.origin for v in world.versions.versions] == ["create", "command"]
+    assert [e.kind for e in again.events] == [EventKind.NOTEBOOK_SAVED]  # same event again
 
 
 async def test_save_of_invalid_content_is_a_permanent_error(world: World) -> None:
@@ -354,9 +364,81 @@ async def test_a_command_acts_in_its_workspace_and_answers_with_the_person(
     assert world.hub.users == {"ann-0123456789"}
     assert saved.result == {"user": "ann", "created": True}
     await world.run(c.CreateNotebook(user="ann", path="a.ipynb"), workspace="ann-0123456789")
+    world.contents.files[("ann-0123456789", "a.ipynb")] = notebook("edited")
     outcome = await world.run(
         c.SaveNotebook(user="ann", path="a.ipynb"), workspace="ann-0123456789"
     )
     (event,) = outcome.events
     assert event.data.user == "ann" and event.subject == "ann/a.ipynb"
-    assert [v.user for v in world.versions.versions] == ["ann-0123456789"]
+    assert {v.user for v in world.versions.versions} == {"ann-0123456789"}
+
+
+async def test_versions_say_who_wrote_them(world: World) -> None:
+    created = await world.run(c.CreateNotebook(user="ann", path="h.ipynb"))
+    (made,) = created.events
+    assert made.data.origin == SaveOrigin.CREATE and made.data.command_id is not None
+    world.contents.files[("ann", "h.ipynb")] = notebook("v1")
+    v1 = (await world.run(c.SaveNotebook(user="ann", path="h.ipynb"))).result
+    world.contents.files[("ann", "h.ipynb")] = notebook("v2")
+    await world.run(c.SaveNotebook(user="ann", path="h.ipynb"))
+    restore = c.RestoreNotebook(user="ann", path="h.ipynb", version_id=v1["version_id"])
+    restored = await world.run(restore)
+    (event,) = restored.events
+    assert event.data.origin == SaveOrigin.RESTORE
+    assert str(event.data.restored_from) == v1["version_id"]
+    assert restored.result["latest_version_id"] == str(event.data.version_id)
+    origins = [v.origin for v in world.versions.versions]
+    assert origins == ["create", "command", "command", "restore"]
+    assert cell_sources_of(world, "h.ipynb") == ["v1"]
+
+
+async def test_restore_keeps_unsaved_edits_as_a_version_first(world: World) -> None:
+    await world.run(c.CreateNotebook(user="ann", path="k.ipynb"))
+    world.contents.files[("ann", "k.ipynb")] = notebook("v1")
+    v1 = (await world.run(c.SaveNotebook(user="ann", path="k.ipynb"))).result
+    world.contents.files[("ann", "k.ipynb")] = notebook("edited, never saved")
+    restore = c.RestoreNotebook(user="ann", path="k.ipynb", version_id=v1["version_id"])
+    kept, restored = (await world.run(restore)).events
+    assert kept.data.origin == SaveOrigin.JUPYTER and kept.data.before_overwrite is True
+    text = await world.versions.content(kept.data.sha256)
+    assert text is not None and "edited, never saved" in text
+    assert restored.data.origin == SaveOrigin.RESTORE
+    assert cell_sources_of(world, "k.ipynb") == ["v1"]
+
+
+async def test_restore_with_a_stale_if_version_conflicts_and_writes_nothing(world: World) -> None:
+    await world.run(c.CreateNotebook(user="ann", path="i.ipynb"))
+    world.contents.files[("ann", "i.ipynb")] = notebook("v1")
+    v1 = (await world.run(c.SaveNotebook(user="ann", path="i.ipynb"))).result
+    world.contents.files[("ann", "i.ipynb")] = notebook("v2")
+    v2 = (await world.run(c.SaveNotebook(user="ann", path="i.ipynb"))).result
+    before = list(world.versions.versions)
+    stale = c.RestoreNotebook(
+        user="ann", path="i.ipynb", version_id=v1["version_id"], if_version=v1["version_id"]
+    )
+    with pytest.raises(ConflictError, match="not at version"):
+        await world.run(stale)
+    world.contents.files[("ann", "i.ipynb")] = notebook("v2 plus unsaved edits")
+    current_but_edited = c.RestoreNotebook(
+        user="ann", path="i.ipynb", version_id=v1["version_id"], if_version=v2["version_id"]
+    )
+    with pytest.raises(ConflictError, match="unsaved changes"):
+        await world.run(current_but_edited)
+    assert world.versions.versions == before
+    assert cell_sources_of(world, "i.ipynb") == ["v2 plus unsaved edits"]
+
+
+async def test_an_untitled_create_redelivered_makes_no_second_notebook(world: World) -> None:
+    command_id = uuid.uuid4()
+    first = await world.run(c.CreateNotebook(user="ann", folder="u"), command_id)
+    again = await world.run(c.CreateNotebook(user="ann", folder="u"), command_id)
+    assert again.result["path"] == first.result["path"]
+    assert [p for (u, p) in world.contents.files if u == "ann" and p.startswith("u/")] == [
+        first.result["path"]
+    ]
+
+
+def cell_sources_of(world: World, path: str) -> list[str]:
+    """The cell sources of ann's ``path`` as her server has it."""
+    cells = world.contents.files[("ann", path)]["cells"]
+    return ["".join(cell["source"]) for cell in cells]

@@ -1,8 +1,10 @@
-"""Nothing accepted is lost: a consumer killed between the commit and the publish, and a
-broker that comes back without its data.
+"""Nothing accepted is lost: a consumer killed between the commit and the publish, a
+broker that comes back without its data, and a restore over unsaved edits.
 
 The module kills its consumer and throws the broker's data away, so it runs its own
-stack (no save extension: the only versions are those the commands store). The relay
+stack. It has no save extension: the only versions are those the commands store, and
+a file changed on disk (as a kernel would) stays unsaved until a command reads it,
+which makes the exact version history of a scenario predictable. The relay
 runs with short bounds here (a command counts as lost after 2 s untouched) so the
 scenarios take seconds, not the production minutes.
 """
@@ -10,6 +12,7 @@ scenarios take seconds, not the production minutes.
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,12 +20,19 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from devstack.command_client import CommandClient, JupyterFiles, notebook_with, versions_of
+from devstack.command_client import (
+    CommandClient,
+    JupyterFiles,
+    cell_sources,
+    notebook_with,
+    versions_of,
+)
 from devstack.stack import LocalStack, StackOptions
 from orchestrator.operator.subscribe import ReceivedEvent, subscribe_events
 from runtime.db.engine import make_engine
 from runtime.db.outbox import Outbox
 from runtime.failpoints import KILLED_EXIT_STATUS
+from schemas.workspaces import workspace_name
 
 pytestmark = pytest.mark.slow
 OUTBOX_APP = "outbox"
@@ -105,7 +115,8 @@ async def test_a_save_whose_consumer_dies_after_the_commit_still_announces_its_v
         await asyncio.to_thread(stack.start_consumer, 0)  # no failpoint
         async with asyncio.timeout(EVENT_TIMEOUT):
             saved = await events.first(_saved(user, path))
-    (version,) = await versions_of(stack.database_url, user, path, app=OUTBOX_APP)
+    version, _opened = await versions_of(stack.database_url, user, path, app=OUTBOX_APP)
+    assert version.origin == "command"
     assert saved.data["version_id"] == str(version.id)
     assert saved.event["correlationid"] == record["correlation_id"]
     assert saved.event["appid"] == OUTBOX_APP
@@ -137,3 +148,73 @@ async def test_commands_accepted_before_the_broker_lost_its_data_all_complete(
     assert _consumer_metric(stack, "orch_commands_republished_total") >= len(accepted)
     versions = await versions_of(stack.database_url, "lost-b", "b.ipynb", app=OUTBOX_APP)
     assert len(versions) == 1  # saved once, whatever the re-publishing
+
+
+def write_on_disk(stack: LocalStack, user: str, path: str, source: str) -> None:
+    """Change the file behind Jupyter's back (as a kernel would): nothing is reported."""
+    target = stack.workspace_home(workspace_name(OUTBOX_APP, user)) / path
+    target.write_text(json.dumps(notebook_with(source)))
+
+
+async def test_the_history_of_create_save_restore_edit_is_what_happened(
+    outbox_stack: LocalStack, outbox_key: str, http: aiohttp.ClientSession
+) -> None:
+    stack = outbox_stack
+    app = CommandClient(http, stack.gateway_url, outbox_key)
+    files = JupyterFiles(http, stack.hub.url, stack.service_token, app=OUTBOX_APP)
+    user, path = "historian", "history.ipynb"
+    await app.succeed({"type": "create", "user": user, "path": path})
+    write_on_disk(stack, user, path, "edit one")
+    v1 = await app.succeed({"type": "save", "user": user, "path": path})
+    write_on_disk(stack, user, path, "edit two, never saved")
+    restored = await app.succeed(
+        {"type": "restore", "user": user, "path": path, "version_id": v1["version_id"]}
+    )
+    assert cell_sources(await files.read(user, path)) == ["edit one"]
+    write_on_disk(stack, user, path, "edit three")
+    await app.succeed({"type": "save", "user": user, "path": path})
+    again = await app.succeed({"type": "save", "user": user, "path": path})
+    assert again["new_version"] is False
+
+    history = list(reversed(await versions_of(stack.database_url, user, path, app=OUTBOX_APP)))
+    assert [(v.origin, v.before_overwrite) for v in history] == [
+        ("create", False),
+        ("command", False),
+        ("jupyter", True),
+        ("restore", False),
+        ("command", False),
+    ]
+    create, saved, kept, restore, _ = history
+    assert {create.app, saved.app, restore.app} == {OUTBOX_APP}
+    assert str(saved.id) == v1["version_id"]
+    assert kept.app is None and kept.command_id is None
+    assert str(restore.restored_from) == v1["version_id"] and restore.sha256 == saved.sha256
+    assert restored["latest_version_id"] == str(restore.id)
+    assert len({v.sha256 for v in history}) == 4  # only the restore repeats content
+
+
+async def test_a_restore_with_a_stale_if_version_fails_and_writes_nothing(
+    outbox_stack: LocalStack, outbox_key: str, http: aiohttp.ClientSession
+) -> None:
+    stack = outbox_stack
+    app = CommandClient(http, stack.gateway_url, outbox_key)
+    files = JupyterFiles(http, stack.hub.url, stack.service_token, app=OUTBOX_APP)
+    user, path = "careful", "guarded.ipynb"
+    await app.succeed({"type": "create", "user": user, "path": path})
+    write_on_disk(stack, user, path, "first")
+    first = await app.succeed({"type": "save", "user": user, "path": path})
+    write_on_disk(stack, user, path, "second")
+    await app.succeed({"type": "save", "user": user, "path": path})
+    before = await versions_of(stack.database_url, user, path, app=OUTBOX_APP)
+    refused = await app.run(
+        {
+            "type": "restore",
+            "user": user,
+            "path": path,
+            "version_id": first["version_id"],
+            "if_version": first["version_id"],
+        }
+    )
+    assert refused["status"] == "failed" and refused["error"]["code"] == "conflict"
+    assert cell_sources(await files.read(user, path)) == ["second"]
+    assert await versions_of(stack.database_url, user, path, app=OUTBOX_APP) == before
