@@ -76,7 +76,7 @@ def saved_event(
             origin=SaveOrigin(version.origin),
             saved_at=version.created_at,
             content=content,
-            command_id=version.command_id,
+            command_id=version.writing_command,
             restored_from=version.restored_from,
             before_overwrite=version.before_overwrite,
         ),

@@ -14,6 +14,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.commands import CommandType, utcnow
+from schemas.versions import JUPYTER_ORIGIN
 
 EVENT_TYPE_PREFIX = "io.github.notebook-orchestrator"
 EVENT_SOURCE = "/notebook-orchestrator"
@@ -32,7 +33,7 @@ class SaveOrigin(StrEnum):
     COMMAND = "command"
     CREATE = "create"
     RESTORE = "restore"
-    JUPYTER = "jupyter"
+    JUPYTER = JUPYTER_ORIGIN
 
 
 class _EventData(BaseModel):

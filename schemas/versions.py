@@ -11,6 +11,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+JUPYTER_ORIGIN = "jupyter"  # schemas.events.SaveOrigin.JUPYTER
+
 
 @dataclass(frozen=True)
 class StoredVersion:
@@ -36,6 +38,12 @@ class StoredVersion:
     app: str | None = None
     restored_from: uuid.UUID | None = None
     before_overwrite: bool = False
+
+    @property
+    def writing_command(self) -> uuid.UUID | None:
+        """The command that wrote it; None for a save made inside Jupyter (whose
+        ``command_id`` holds the save report's id, for idempotency only)."""
+        return None if self.origin == JUPYTER_ORIGIN else self.command_id
 
 
 @dataclass(frozen=True)

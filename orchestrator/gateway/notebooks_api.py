@@ -53,7 +53,7 @@ def version_view(version: StoredVersion, user: str) -> dict[str, Any]:
         "sha256": version.sha256,
         "size": version.size,
         "origin": version.origin,
-        "command_id": None if version.command_id is None else str(version.command_id),
+        "command_id": None if version.writing_command is None else str(version.writing_command),
         "app": version.app,
         "restored_from": None if version.restored_from is None else str(version.restored_from),
         "before_overwrite": version.before_overwrite,

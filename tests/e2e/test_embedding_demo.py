@@ -3,8 +3,9 @@
 The demo app (its own origin, its own app key) opens a notebook in an iframe through a
 one-time launch link; the user types into a cell; the app's Save goes through the save
 bridge and a ``save`` command; the new version appears in the list live (gateway event
-stream) and is in the database; an older version is restored; Ctrl-S inside Jupyter
-also makes a version (through the hub service's save notifications).
+stream) and is in the database; an older version is restored, also over unsaved edits
+(which are kept as a version, and never saved over the restore); Ctrl-S inside
+Jupyter also makes a version (through the hub service's save notifications).
 """
 
 from __future__ import annotations
@@ -145,6 +146,57 @@ async def test_app_save_makes_a_version_live_and_restore_brings_it_back(
         await restored_cell.first.wait_for(timeout=EVENT_TIMEOUT_MS)
         assert first in cell_sources(await server_file(http, stack, DEMO_APP_NAME, username, PATH))
         await screenshot(page, "03-restored-older-version")
+    finally:
+        await page.context.close()
+
+
+async def test_a_restore_over_unsaved_edits_keeps_them_and_nothing_saves_over_it(
+    stack: LocalStack,
+    demo: str,
+    browser: Browser,
+    demo_key: str,
+    http: aiohttp.ClientSession,
+    username: str,
+) -> None:
+    path = "work/restore-over-edits.ipynb"
+    page = await new_page(browser)
+    try:
+        await load_user(page, demo, username)
+        frame = await open_notebook(page, path)
+        first = f"kept_version = '{uuid.uuid4().hex[:8]}'"
+        await type_in_first_cell(frame, page, first)
+        first_id = await _save_in_app(page, None)
+        unsaved = f"unsaved_edit = '{uuid.uuid4().hex[:8]}'"
+        await type_in_first_cell(frame, page, unsaved)
+        # (the status line may not change: the kernel's start can leave it dirty already)
+        await page.wait_for_function("() => window.demo.embed.dirty", timeout=EVENT_TIMEOUT_MS)
+
+        await page.click(f'#versions li[data-version-id="{first_id}"] button.restore')
+        await page.wait_for_function(
+            "id => window.demo.restored === id", arg=first_id, timeout=EVENT_TIMEOUT_MS
+        )
+        # the iframe shows the restored version, not the edits it held
+        cells = frame.locator(".jp-Notebook .jp-Cell .cm-content")
+        await cells.filter(has_text=first).first.wait_for(timeout=EVENT_TIMEOUT_MS)
+        assert await cells.filter(has_text=unsaved).count() == 0
+        await screenshot(page, "05-restored-over-unsaved-edits")
+
+        listed = await gateway_json(
+            http, stack, demo_key, f"/v1/users/{username}/versions", path=path
+        )
+        stored = [
+            await gateway_json(http, stack, demo_key, f"/v1/versions/{v['id']}")
+            for v in listed["versions"]
+        ]
+        kept = [v for v in stored if unsaved in cell_sources(v["content"])]
+        assert [v["origin"] for v in kept] == ["jupyter"]  # the edits, kept once
+        (restore,) = [v for v in stored if v["origin"] == "restore"]
+        assert restore["restored_from"] == first_id and restore["app"] == DEMO_APP_NAME
+
+        # a later save from the iframe writes the restored content, not the old edits
+        await _save_in_app(page, first_id)
+        on_disk = cell_sources(await server_file(http, stack, DEMO_APP_NAME, username, path))
+        assert first in on_disk and unsaved not in on_disk
     finally:
         await page.context.close()
 

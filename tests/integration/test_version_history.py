@@ -66,6 +66,7 @@ async def test_own_writes_reported_by_the_save_extension_are_not_stored_again(
 
     history = list(reversed(await versions_of(stack.database_url, user, path, app=TEST_APP)))
     assert [v.origin for v in history] == ["create", "jupyter", "restore", "jupyter"]
+    assert [v.writing_command is None for v in history] == [False, True, False, True]
     create, _, restore, _ = history
     assert create.app == TEST_APP and restore.app == TEST_APP
     assert restore.restored_from == create.id and restore.sha256 == create.sha256

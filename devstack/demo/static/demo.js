@@ -3,7 +3,9 @@ const gatewayUrl = document.querySelector('meta[name="orchestrator-gateway"]').c
 const { JupyterEmbed } = await import(`${gatewayUrl}/static/orchestrator-embed.js`);
 
 const $ = (selector) => document.querySelector(selector);
-const state = { user: null, path: null, embed: null, events: null, ready: false, lastSave: null };
+const state = {
+  user: null, path: null, embed: null, events: null, ready: false, lastSave: null, restored: null,
+};
 window.demo = state; // for curious people and for the browser tests
 
 function log(message) {
@@ -184,16 +186,34 @@ async function save() {
 
 async function restoreVersion(versionId) {
   const path = state.path;
-  await closeNotebook();
-  setStatus(`Restoring ${versionId.slice(0, 8)}…`);
+  const embed = state.ready ? state.embed : null;
+  const id = versionId.slice(0, 8);
+  setStatus(`Restoring ${id}…`);
   try {
+    if (embed && embed.dirty) {
+      // Unsaved edits reach the disk first; the restore keeps them as a version.
+      await embed.save();
+      log("unsaved edits written before the restore");
+    }
     await api("POST", userPath("/restore"), { path, version_id: versionId });
-    log(`restored ${path} to ${versionId.slice(0, 8)}`);
+    log(`restored ${path} to ${id}`);
   } catch (error) {
     setStatus(`Restore failed: ${error.message}`, "error");
     return;
   }
-  await openNotebook(path);
+  if (!embed) {
+    await openNotebook(path);
+    return;
+  }
+  try {
+    // The editor still holds the old document: reload it, so it shows the restored
+    // version and a later save cannot write the old content over it.
+    await embed.revert();
+    state.restored = versionId;
+    setStatus(`Restored version ${id}`, "saved");
+  } catch (error) {
+    setStatus(`Reload after restore failed: ${error.message}`, "error");
+  }
 }
 
 for (const user of JSON.parse(document.querySelector('meta[name="demo-users"]').content)) {

@@ -4,13 +4,15 @@
  * Runs inside JupyterLab when it is embedded in an app page (an iframe). It obeys
  * ONLY messages that come from the embedding parent window AND from one of the app
  * origins the Hub configured (page config "orchestratorEmbedOrigins"), and offers a
- * fixed set of actions: "save" (write the open notebook, answer when written) and
- * "state" (path and dirty flag). Anything else, and any message from another window
+ * fixed set of actions: "save" (write the open notebook, answer when written),
+ * "revert" (reload it from disk, e.g. after the app restored a version, so that the
+ * stale document cannot be saved over the restore) and "state" (path and dirty flag).
+ * Anything else, and any message from another window
  * or origin (a popup opener, a sibling frame), is ignored; no JupyterLab command is
  * ever run on request.
  *
  * Messages (both ways) are plain objects tagged {channel: "orchestrator-embed/v1"}:
- *   app -> jupyter: {type: "save" | "state", id}
+ *   app -> jupyter: {type: "save" | "revert" | "state", id}
  *   jupyter -> app: {type: "ready", path, dirty}
  *                   {type: "result", id, ok: true, path, dirty}
  *                   {type: "result", id, ok: false, reason}
@@ -22,7 +24,7 @@ import { PageConfig } from '@jupyterlab/coreutils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 
 const CHANNEL = 'orchestrator-embed/v1';
-const ACTIONS = new Set(['save', 'state']);
+const ACTIONS = new Set(['save', 'revert', 'state']);
 
 function configuredOrigins() {
   const raw = PageConfig.getOption('orchestratorEmbedOrigins');
@@ -115,6 +117,15 @@ const plugin = {
           throw new Error('the notebook was not saved');
         }
         return { path: context.path, dirty: false };
+      },
+      revert: async () => {
+        const context = currentContext();
+        if (!context) {
+          throw new Error('no notebook is open');
+        }
+        watch(context);
+        await context.revert();
+        return { path: context.path, dirty: context.model.dirty };
       }
     };
 

@@ -7,6 +7,12 @@
  *   embed.addEventListener("dirty", e => ...e.detail.dirty);
  *   embed.addEventListener("saved", e => ...e.detail.by);   // "app" or "jupyter" (Ctrl-S)
  *   const { path } = await embed.save();  // resolves once the file is written
+ *   await embed.revert();                 // reload from disk (after a restore command)
+ *
+ * Restoring a version while the notebook is open: save() first (unsaved edits reach
+ * the disk, and the restore keeps them as a version), send the restore command, then
+ * revert() so the iframe shows the restored content and no stale document is saved
+ * over it.
  *
  * Only messages from the iframe's window AND from `jupyterOrigin` are read; everything
  * this module sends goes to `jupyterOrigin` only. The Jupyter side (a JupyterLab
@@ -61,6 +67,12 @@ export class JupyterEmbed extends EventTarget {
   /** Ask Jupyter to save the open notebook; resolves {path} when written, rejects BridgeError. */
   save() {
     return this._request("save");
+  }
+
+  /** Reload the open notebook from disk, dropping what the editor holds (use after a
+   *  restore); resolves {path, dirty}. */
+  revert() {
+    return this._request("revert");
   }
 
   /** The open notebook's path and dirty flag, as Jupyter reports them. */
