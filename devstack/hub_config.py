@@ -107,6 +107,11 @@ class HubConfig:
         return self.state_dir.resolve() / "singleuser-config"
 
     @property
+    def used_codes_path(self) -> Path:
+        """Where the Hub records redeemed launch codes (single use across restarts)."""
+        return self.hub_dir / "used-launch-codes.sqlite"
+
+    @property
     def db_path(self) -> Path:
         """The Hub's SQLite database."""
         return self.hub_dir / "jupyterhub.sqlite"
@@ -213,6 +218,7 @@ def _authenticator_lines(config: HubConfig) -> list[str]:
     return [
         f"c.JupyterHub.authenticator_class = {LAUNCH_AUTHENTICATOR!r}",
         f"c.LaunchCodeAuthenticator.secret = {config.launch_secret!r}",
+        f"c.LaunchCodeAuthenticator.used_codes_file = {str(config.used_codes_path)!r}",
         f"c.JupyterHub.cookie_max_age_days = {config.session_seconds / 86400!r}",
         f"c.JupyterHub.oauth_token_expires_in = {config.session_seconds!r}",
     ]

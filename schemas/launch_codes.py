@@ -149,8 +149,17 @@ def read_launch_code(secret: str, code: str) -> LaunchClaims:
         raise ForgedLaunchCode("malformed claims") from exc
 
 
+class UsedCodes(Protocol):
+    """Where a verifier records redeemed nonces (memory, or a file that outlives it)."""
+
+    def claim(self, nonce: str, expires_at: float, now: float) -> bool:
+        """Record ``nonce``; False if it was already recorded (and has not expired)."""
+        ...
+
+
 class NonceLedger:
-    """Nonces already redeemed, each remembered until its code expires (then forgotten)."""
+    """Nonces already redeemed, in this process's memory, each remembered until its code
+    expires (then forgotten)."""
 
     def __init__(self) -> None:
         self._expiries: dict[str, float] = {}
@@ -170,9 +179,12 @@ class NonceLedger:
 class LaunchCodeVerifier:
     """Redeems codes at the Hub: signature, expiry, lifetime cap, start time, single use.
 
-    ``not_before`` is when this verifier's process started: codes issued earlier may
-    already have been redeemed by a previous process whose nonce memory is gone.
-    ``max_ttl_seconds`` refuses codes an issuer made too long-lived by mistake.
+    ``used`` records redeemed nonces; by default this process's memory, and then
+    ``not_before`` must be when the process started: codes issued earlier may already
+    have been redeemed by a previous process whose memory is gone. With a ledger that
+    outlives the process (a file), ``not_before`` can be 0: an unused code issued before
+    a restart still works, a used one stays used. ``max_ttl_seconds`` refuses codes an
+    issuer made too long-lived by mistake.
     """
 
     def __init__(
@@ -182,13 +194,14 @@ class LaunchCodeVerifier:
         not_before: float,
         max_ttl_seconds: float = 600.0,
         clock: Clock = time.time,
+        used: UsedCodes | None = None,
     ) -> None:
         _check_secret(secret)
         self._secret = secret
         self._not_before = not_before
         self._max_ttl = max_ttl_seconds
         self._clock = clock
-        self._ledger = NonceLedger()
+        self._ledger: UsedCodes = used if used is not None else NonceLedger()
 
     def redeem(self, code: str) -> LaunchClaims:
         """The claims of a valid, unused code, marking it used; else a LaunchCodeError."""

@@ -51,6 +51,7 @@ c.JupyterHub.cleanup_servers = False
 
 c.JupyterHub.authenticator_class = LAUNCH_AUTHENTICATOR
 c.LaunchCodeAuthenticator.secret = os.environ["ORCH_LAUNCH_SECRET"]
+c.LaunchCodeAuthenticator.used_codes_file = f"{STATE}/used-launch-codes.sqlite"
 c.JupyterHub.cookie_max_age_days = SESSION_SECONDS / 86400
 c.JupyterHub.oauth_token_expires_in = SESSION_SECONDS
 

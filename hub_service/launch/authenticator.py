@@ -8,19 +8,23 @@ login form: ``/hub/login`` explains that notebooks are opened from the app. API 
 
 Configure with ``c.JupyterHub.authenticator_class =
 "hub_service.launch.authenticator.LaunchCodeAuthenticator"`` and
-``c.LaunchCodeAuthenticator.secret`` (or the ``ORCH_LAUNCH_SECRET`` environment variable).
+``c.LaunchCodeAuthenticator.secret`` (or the ``ORCH_LAUNCH_SECRET`` environment variable)
+and ``c.LaunchCodeAuthenticator.used_codes_file`` (where redeemed codes are recorded, so
+that single use survives a Hub restart).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from jupyterhub.auth import Authenticator
 from jupyterhub.handlers import BaseHandler
 from traitlets import Float, Unicode, default
 
+from hub_service.launch.used_codes import UsedCodesFile
 from schemas.launch_codes import (
     LaunchClaims,
     LaunchCodeError,
@@ -42,6 +46,11 @@ class LaunchCodeAuthenticator(Authenticator):  # type: ignore[misc]
     max_code_ttl_seconds = Float(
         600.0, help="Codes valid for longer than this are refused as misissued."
     ).tag(config=True)
+    used_codes_file = Unicode(
+        "",
+        help="SQLite file recording redeemed codes, so single use survives a restart. "
+        "Empty: in memory, and codes issued before the Hub started are refused.",
+    ).tag(config=True)
 
     @default("secret")
     def _secret_from_env(self) -> str:
@@ -53,8 +62,13 @@ class LaunchCodeAuthenticator(Authenticator):  # type: ignore[misc]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        used = UsedCodesFile(Path(self.used_codes_file)) if self.used_codes_file else None
         self._verifier = LaunchCodeVerifier(
-            self.secret, not_before=time.time(), max_ttl_seconds=self.max_code_ttl_seconds
+            self.secret,
+            # with the file, codes issued before this start are still single-use
+            not_before=0.0 if used is not None else time.time(),
+            max_ttl_seconds=self.max_code_ttl_seconds,
+            used=used,
         )
 
     def redeem(self, code: str) -> LaunchClaims:

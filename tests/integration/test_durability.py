@@ -218,3 +218,26 @@ async def test_a_restore_with_a_stale_if_version_fails_and_writes_nothing(
     assert refused["status"] == "failed" and refused["error"]["code"] == "conflict"
     assert cell_sources(await files.read(user, path)) == ["second"]
     assert await versions_of(stack.database_url, user, path, app=OUTBOX_APP) == before
+
+
+async def _launch(url: str) -> int:
+    """Follow a launch link as a fresh browser would (no cookies); the status it gets."""
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as browser,
+        browser.get(url, allow_redirects=False) as response,
+    ):
+        return response.status
+
+
+async def test_launch_links_stay_single_use_across_a_hub_restart(
+    outbox_stack: LocalStack, outbox_key: str, http: aiohttp.ClientSession
+) -> None:
+    stack = outbox_stack
+    app = CommandClient(http, stack.gateway_url, outbox_key)
+    used = await app.succeed({"type": "open", "user": "relaunch", "path": "a.ipynb"})
+    kept = await app.succeed({"type": "open", "user": "relaunch", "path": "a.ipynb"})
+    assert await _launch(used["launch_url"]) == 302
+    await asyncio.to_thread(stack.hub.restart)
+    assert await _launch(used["launch_url"]) == 410  # still used after the restart
+    assert await _launch(kept["launch_url"]) == 302  # issued before it, still good
+    assert await _launch(kept["launch_url"]) == 410

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import stat
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from hub_service.launch.used_codes import UsedCodesFile
 from schemas.launch_codes import (
     ExpiredLaunchCode,
     ForgedLaunchCode,
@@ -157,3 +160,29 @@ def test_the_lab_path_quotes_the_notebook_path() -> None:
         notebook_lab_path("alice", "work/my notebook.ipynb", "/")
         == "/user/alice/lab/tree/work/my%20notebook.ipynb"
     )
+
+
+def test_used_codes_in_a_file_stay_used_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "used.sqlite"
+    clock = FakeClock(T0)
+    first_life = UsedCodesFile(path)
+    hub = LaunchCodeVerifier(SECRET, not_before=0, clock=clock, used=first_life)
+    used = issue_launch_code(SECRET, "alice", "a.ipynb", ttl_seconds=120, now=T0)
+    unused = issue_launch_code(SECRET, "alice", "b.ipynb", ttl_seconds=120, now=T0)
+    hub.redeem(used)
+    first_life.close()
+    clock.now = T0 + 30
+    second_life = UsedCodesFile(path)  # the Hub restarted
+    restarted = LaunchCodeVerifier(SECRET, not_before=0, clock=clock, used=second_life)
+    with pytest.raises(ReusedLaunchCode):
+        restarted.redeem(used)
+    assert restarted.redeem(unused).path == "b.ipynb"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_used_codes_file_forgets_expired_nonces(tmp_path: Path) -> None:
+    ledger = UsedCodesFile(tmp_path / "used.sqlite")
+    assert ledger.claim("n1", expires_at=T0 + 10, now=T0)
+    assert not ledger.claim("n1", expires_at=T0 + 10, now=T0 + 5)
+    assert ledger.claim("n1", expires_at=T0 + 40, now=T0 + 11)  # expired: a new code
+    assert not ledger.claim("n1", expires_at=T0 + 40, now=T0 + 12)
