@@ -261,6 +261,11 @@ class CommandLog(Protocol):
         records nothing)."""
         ...
 
+    async def waiting(self, older_than: timedelta) -> tuple[int, datetime | None]:
+        """How many commands are accepted and untouched for ``older_than``, and the
+        oldest one's last change."""
+        ...
+
     async def claim_stale(
         self, *, accepted_for: timedelta, running_for: timedelta, limit: int, max_attempts: int
     ) -> Sequence[RecordedCommand]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from pydantic import ValidationError
@@ -30,7 +30,12 @@ from consumers.relay import OutboxDelivery
 from consumers.user_locks import UserLocks
 from runtime.db.models import CommandStatus
 from runtime.failpoints import Failpoints
-from runtime.metrics import COMMANDS_FINISHED
+from runtime.metrics import (
+    COMMAND_QUEUE_WAIT_SECONDS,
+    COMMAND_SECONDS,
+    COMMANDS_FINISHED,
+    labelled,
+)
 from schemas import topology as t
 from schemas.commands import CommandMessage, CommandType, utcnow
 from schemas.workspaces import workspace_name
@@ -129,7 +134,7 @@ class CommandProcessor:
         await self._run(incoming, message)
 
     async def _run(self, incoming: InboundMessage, message: CommandMessage) -> None:
-        started = time.monotonic()
+        started, started_at = time.monotonic(), utcnow()
         command_type = message.command.type
         workspace = await self._workspaces.ensure(message.app, message.user)
         context = CommandContext(message.id, workspace.name, message.app)
@@ -141,16 +146,17 @@ class CommandProcessor:
                 incoming, exc.message, label=command_type.value
             )
             if gave_up is not None:
-                await self._fail(message, "retries_exhausted", gave_up)
+                await self._fail(message, "retries_exhausted", gave_up, (started, started_at))
             return
         except PermanentError as exc:
-            await self._fail(message, exc.code, exc.message)
+            await self._fail(message, exc.code, exc.message, (started, started_at))
             return
         except Exception as exc:
             log.exception("handler crashed")
             reason = f"handler crashed: {type(exc).__name__}: {str(exc)[:300]}"
             await self._redelivery.dead_letter(incoming, "handler_crashed", reason)
-            await self._fail(message, "internal_error", f"internal error: {type(exc).__name__}")
+            text = f"internal error: {type(exc).__name__}"
+            await self._fail(message, "internal_error", text, (started, started_at))
             return
         outgoing = [
             self._events.message(
@@ -166,18 +172,33 @@ class CommandProcessor:
             message.id, CommandStatus.SUCCEEDED, result=outcome.result, outbox=outgoing
         )
         self._failpoints.hit(f"after-commit:{command_type.value}")
-        COMMANDS_FINISHED.labels(command_type.value, CommandStatus.SUCCEEDED.value).inc()
+        seconds = _observe(message, CommandStatus.SUCCEEDED, started, started_at)
         await self._delivery.deliver(outgoing, source="commit")
-        log.info(
-            "command succeeded",
-            type=command_type.value,
-            seconds=round(time.monotonic() - started, 3),
-        )
+        log.info("command succeeded", type=command_type.value, seconds=round(seconds, 3))
 
-    async def _fail(self, message: CommandMessage, code: str, text: str) -> None:
+    async def _fail(
+        self,
+        message: CommandMessage,
+        code: str,
+        text: str,
+        started: tuple[float, datetime],
+    ) -> None:
         error = {"code": code, "message": text}
         outgoing = [self._events.command_failed(message, code, text)]
         await self._commands.finish(message.id, CommandStatus.FAILED, error=error, outbox=outgoing)
-        COMMANDS_FINISHED.labels(message.command.type.value, CommandStatus.FAILED.value).inc()
+        _observe(message, CommandStatus.FAILED, *started)
         await self._delivery.deliver(outgoing, source="commit")
         log.warning("command failed", type=message.command.type.value, code=code, error=text)
+
+
+def _observe(
+    message: CommandMessage, outcome: CommandStatus, started: float, started_at: datetime
+) -> float:
+    """Count a finished command; observe its run time and queue wait. Returns the run time."""
+    kind = message.command.type.value
+    seconds = time.monotonic() - started
+    labelled(COMMANDS_FINISHED, kind, outcome.value).inc()
+    labelled(COMMAND_SECONDS, kind, outcome.value).observe(seconds)
+    waited = max(0.0, (started_at - message.accepted_at).total_seconds())
+    labelled(COMMAND_QUEUE_WAIT_SECONDS, kind, outcome.value).observe(waited)
+    return seconds

@@ -22,8 +22,14 @@ import structlog
 from consumers.ports import BusPublisher, CommandLog, OutboxPort
 from runtime.bus.command_messages import stored_command_message
 from runtime.bus.publisher import PublishFailed
-from runtime.metrics import COMMANDS_REPUBLISHED, OUTBOX_PUBLISHED
+from runtime.metrics import (
+    COMMANDS_REPUBLISHED,
+    COMMANDS_WAITING,
+    OLDEST_WAITING_COMMAND_SECONDS,
+    OUTBOX_PUBLISHED,
+)
 from runtime.outgoing import OutgoingMessage
+from schemas.commands import utcnow
 
 log = structlog.get_logger(__name__)
 BATCH = 200
@@ -66,6 +72,7 @@ class RelayPolicy:
     stale_accepted: timedelta
     stale_running: timedelta
     max_attempts: int
+    waiting_report: timedelta = timedelta(seconds=90)
 
 
 class Relay:
@@ -130,4 +137,12 @@ class Relay:
                 status=record.status,
                 attempts=record.attempts,
             )
+        await self._report_waiting()
         return len(messages), republished
+
+    async def _report_waiting(self) -> None:
+        """Feed the gauges of commands accepted and untouched past the report bound."""
+        count, oldest = await self._commands.waiting(self._policy.waiting_report)
+        COMMANDS_WAITING.set(count)
+        age = 0.0 if oldest is None else (utcnow() - oldest).total_seconds()
+        OLDEST_WAITING_COMMAND_SECONDS.set(age)

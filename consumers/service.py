@@ -148,6 +148,7 @@ def _relay_policy(settings: ConsumerSettings) -> RelayPolicy:
         stale_accepted=timedelta(seconds=settings.stale_accepted_seconds),
         stale_running=timedelta(seconds=settings.stale_running_seconds),
         max_attempts=settings.relay_max_attempts,
+        waiting_report=timedelta(seconds=settings.waiting_report_seconds),
     )
 
 

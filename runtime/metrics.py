@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _SPAWN_BUCKETS = (0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144)
+_COMMAND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80, 160, 320)
 
 COMMANDS_ACCEPTED = Counter(
     "orch_commands_accepted_total", "Commands accepted by the gateway (202)", ["type"]
@@ -45,6 +46,34 @@ OUTBOX_PUBLISHED = Counter(
     "Outbox messages confirmed by the broker, by who published them (commit: right after "
     "the outcome was committed; relay: left behind by a crash or a broker failure)",
     ["source"],
+)
+COMMAND_SECONDS = Histogram(
+    "orch_command_seconds",
+    "Run time of the attempt that finished a command (handler and commit), by outcome",
+    ["type", "outcome"],
+    buckets=_COMMAND_BUCKETS,
+)
+COMMAND_QUEUE_WAIT_SECONDS = Histogram(
+    "orch_command_queue_wait_seconds",
+    "From a command's acceptance to the start of the attempt that finished it (queue, "
+    "earlier commands of the user, retries), by outcome",
+    ["type", "outcome"],
+    buckets=_COMMAND_BUCKETS,
+)
+COMMANDS_WAITING = Gauge(
+    "orch_commands_waiting",
+    "Commands accepted and untouched (not started, not retried) for longer than "
+    "ORCH_WAITING_REPORT_SECONDS, as the relay last counted them",
+)
+OLDEST_WAITING_COMMAND_SECONDS = Gauge(
+    "orch_oldest_waiting_command_seconds",
+    "Age of the oldest such command (0 when none)",
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "orch_http_request_seconds",
+    "Gateway requests by route (the path template), method and status",
+    ["route", "method", "status"],
+    buckets=_LATENCY_BUCKETS,
 )
 DEAD_LETTERS = Counter(
     "orch_dead_letters_total", "Messages parked in the dead-letter queue", ["reason"]

@@ -73,6 +73,8 @@ class ConsumerSettings(CommonSettings, LaunchSettings):
     stale_accepted_seconds: float = Field(default=120.0, gt=0)
     stale_running_seconds: float = Field(default=300.0, gt=0)
     relay_max_attempts: int = Field(default=25, ge=1)
+    # orch_commands_waiting counts accepted commands untouched for longer than this
+    waiting_report_seconds: float = Field(default=90.0, gt=0)
     # Fault tests only: named points where the process dies as if killed (runtime/failpoints.py).
     failpoints: str = ""
 

@@ -20,7 +20,7 @@ from orchestrator.gateway.context import (
     WORKSPACES,
 )
 from orchestrator.gateway.embed_api import setup_embedding
-from orchestrator.gateway.middleware import correlation
+from orchestrator.gateway.middleware import correlation, timing
 from runtime.bus.lifecycle import confirmed_bus
 from runtime.bus.probe import BrokerProbe
 from runtime.db.apps import AppStore
@@ -58,7 +58,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     """Build the gateway: correlation ids, JSON errors, app-key auth, the v1 API, health,
     metrics and the OpenAPI document."""
     app = web.Application(
-        middlewares=[correlation, json_errors, authenticate],
+        middlewares=[timing, correlation, json_errors, authenticate],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

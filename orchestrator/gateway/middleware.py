@@ -1,4 +1,9 @@
-"""Correlation ids: accepted from ``X-Correlation-ID`` or generated, echoed, logged.
+"""Request middlewares: timing by route, and correlation ids.
+
+Every request is observed in ``orch_http_request_seconds`` by route (the path
+template, never the raw path: ids stay out of the labels), method and status.
+
+Correlation ids: accepted from ``X-Correlation-ID`` or generated, echoed, logged.
 
 A well-formed id (1-128 of ``A-Z a-z 0-9 . _ : -``) given by the caller is kept;
 anything else is replaced by a fresh UUID. The id is bound to every log line of
@@ -9,6 +14,7 @@ and carried in the bus message's headers.
 from __future__ import annotations
 
 import re
+import time
 
 import structlog
 import uuid_utils
@@ -16,6 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from orchestrator.gateway.context import REQUEST_CORRELATION_ID
+from runtime.metrics import HTTP_REQUEST_SECONDS, labelled
 
 CORRELATION_HEADER = "X-Correlation-ID"
 CORRELATION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
@@ -45,3 +52,27 @@ async def correlation(request: web.Request, handler: Handler) -> web.StreamRespo
     if not response.prepared:  # a stream (SSE) sent its headers already
         response.headers[CORRELATION_HEADER] = value
     return response
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost middleware: observe each request's duration by route, method, status
+    (a stream, e.g. SSE, is observed when it ends)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        labelled(HTTP_REQUEST_SECONDS, _route(request), request.method, str(status)).observe(
+            time.perf_counter() - started
+        )

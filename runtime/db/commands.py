@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Update, and_, bindparam, or_, update
+from sqlalchemy import Update, and_, bindparam, func, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -222,6 +222,19 @@ class CommandStore:
                 await connection.execute(OUTBOX_TABLE.insert(), outbox_rows(outbox))
             found = await connection.execute(_BY_ID, {"command_id": command_id})
             return record_of_row(found.first())
+
+    async def waiting(self, older_than: timedelta) -> tuple[int, datetime | None]:
+        """How many commands are ``accepted`` and untouched for ``older_than``, and the
+        oldest one's last change (None when there is none)."""
+        cutoff = utcnow() - older_than
+        query = core_select(func.count(), func.min(_C.updated_at)).where(
+            _C.status == CommandStatus.ACCEPTED.value, _C.updated_at < cutoff
+        )
+        async with self._autocommit.connect() as connection:
+            count, oldest = (await connection.execute(query)).one()
+        if oldest is not None and oldest.tzinfo is None:  # SQLite's aggregate drops the zone
+            oldest = oldest.replace(tzinfo=UTC)
+        return int(count), oldest
 
     async def claim_stale(
         self, *, accepted_for: timedelta, running_for: timedelta, limit: int, max_attempts: int

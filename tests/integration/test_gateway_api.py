@@ -210,13 +210,22 @@ async def test_metrics_count_accepts_rejections_and_confirm_latency(
     accepted = 'orch_commands_accepted_total{type="stop-server"}'
     rejected = 'orch_commands_rejected_total{reason="invalid_command"}'
     confirmed = 'orch_publish_confirm_seconds_count{exchange="orch.commands"}'
+    route = 'orch_http_request_seconds_count{method="%s",route="%s",status="%s"}'
+    posted_202 = route % ("POST", "/v1/commands", "202")
+    posted_422 = route % ("POST", "/v1/commands", "422")
+    status_404 = route % ("GET", "/v1/commands/{command_id}", "404")
     before = await scrape()
     assert (await post_command(gw, gw_keys["a"], {"type": "stop-server", "user": "hal"}))[0] == 202
     assert (await post_command(gw, gw_keys["a"], {"type": "stop-server", "user": "H"}))[0] == 422
+    headers = {"Authorization": f"Bearer {gw_keys['a']}"}
+    async with gw.get(f"/v1/commands/{uuid.uuid4()}", headers=headers) as resp:
+        assert resp.status == 404
     after = await scrape()
     assert after[accepted] == before.get(accepted, 0) + 1
     assert after[rejected] == before.get(rejected, 0) + 1
     assert after[confirmed] == before.get(confirmed, 0) + 1
+    for series in (posted_202, posted_422, status_404):  # by route template, not raw path
+        assert after[series] == before.get(series, 0) + 1, series
 
 
 async def test_health_and_openapi_are_public(gw: aiohttp.ClientSession) -> None:

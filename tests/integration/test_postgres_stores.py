@@ -248,3 +248,16 @@ async def test_stale_unfinished_commands_are_claimed_once(db_sessions: Sessions)
     ids = {c.id for c in claimed_again}
     assert accepted.id not in ids  # the claim touched it
     assert running.id in ids and finished.id not in ids
+
+
+async def test_waiting_counts_accepted_commands_left_untouched(db_sessions: Sessions) -> None:
+    store = CommandStore(db_sessions)
+    before, _ = await store.waiting(timedelta(0))
+    waiting = (await store.record(_command(user="waiter"))).record
+    running = (await store.record(_command(user="runner"))).record
+    await store.begin_attempt(running.id)
+    count, oldest = await store.waiting(timedelta(0))
+    assert count == before + 1
+    assert oldest is not None and oldest.tzinfo is not None
+    assert oldest <= waiting.updated_at
+    assert (await store.waiting(timedelta(hours=1)))[0] < count  # the new one is recent

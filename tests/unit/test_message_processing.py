@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from consumers.errors import NotFoundError, PermanentError, TransientError
 from consumers.event_publisher import EventPublisher, PendingEvent
@@ -181,6 +182,15 @@ class FakeCommandLog:
         self, *, accepted_for: timedelta, running_for: timedelta, limit: int, max_attempts: int
     ) -> list[Record]:
         return []
+
+    async def waiting(self, older_than: timedelta) -> tuple[int, datetime | None]:
+        cutoff = datetime.now(UTC) - older_than
+        waiting = [
+            r.updated_at
+            for r in self.records.values()
+            if r.status == CommandStatus.ACCEPTED.value and r.updated_at < cutoff
+        ]
+        return len(waiting), min(waiting, default=None)
 
 
 @dataclass
@@ -533,3 +543,22 @@ async def test_a_poison_notification_is_parked() -> None:
 def test_permanent_errors_carry_stable_codes() -> None:
     assert PermanentError("x").code == "permanent"
     assert NotFoundError("x").code == "not_found"
+
+
+async def test_the_relay_reports_commands_left_waiting() -> None:
+    rig = Rig(succeeds)
+    incoming = rig.command()
+    rig.record(incoming).updated_at -= timedelta(minutes=5)
+    rig.command()  # just accepted: not waiting long
+    policy = RelayPolicy(
+        interval=timedelta(seconds=1),
+        outbox_grace=timedelta(0),
+        stale_accepted=timedelta(hours=1),
+        stale_running=timedelta(hours=1),
+        max_attempts=25,
+        waiting_report=timedelta(seconds=90),
+    )
+    await Relay(policy, rig.log.outbox, rig.log, rig.publisher).run_once()
+    assert REGISTRY.get_sample_value("orch_commands_waiting") == 1
+    oldest = REGISTRY.get_sample_value("orch_oldest_waiting_command_seconds")
+    assert oldest is not None and 300 <= oldest < 360
