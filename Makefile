@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 RUN_PACKAGES := rabbitmq-server python3 python3-venv
-TEST_PACKAGES := $(RUN_PACKAGES) chromium postgresql docker-compose
+TEST_PACKAGES := $(RUN_PACKAGES) chromium postgresql docker-compose prometheus
 STATE ?= .state/dev
 # devstack/ (dev stack, demo, fault proxy) is not installed: benchmarks find it here.
 BENCH := PYTHONPATH=$(CURDIR) $(PY)
