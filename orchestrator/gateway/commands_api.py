@@ -21,7 +21,12 @@ from orchestrator.gateway.context import (
     current_app,
 )
 from orchestrator.gateway.permissions import authorize
-from orchestrator.gateway.validation import check_idempotency_key, parse_command, parse_wait
+from orchestrator.gateway.validation import (
+    check_idempotency_key,
+    invalid_parameter,
+    parse_command,
+    parse_wait,
+)
 from runtime.bus.command_messages import command_message
 from runtime.bus.publisher import PublishFailed
 from runtime.db.command_records import NewCommand
@@ -172,12 +177,13 @@ async def accept_command(request: web.Request) -> web.Response:
 async def command_status(request: web.Request) -> web.Response:
     """A command of the calling app; with ``?wait=S`` returns as soon as it ends.
 
-    Another app's command is answered 404, exactly like a command that does not exist.
+    Another app's command is answered 404, exactly like a command that does not exist;
+    an id that is not a UUID is 422 ``invalid_parameter`` naming ``command_id``.
     """
     try:
         command_id = uuid.UUID(request.match_info["command_id"])
     except ValueError:
-        raise ApiError(404, "not_found", "no such command (ids are UUIDs)") from None
+        raise invalid_parameter("command_id", "must be a UUID") from None
     wait = parse_wait(request.query.get("wait"), request.app[SETTINGS].max_wait_seconds)
     app = current_app(request).name
     store = request.app[COMMANDS]

@@ -7,6 +7,14 @@ code (usernames, ``type`` being required as the discriminator, ``path`` xor
 gateway really accepts. Routes, status codes, headers and error bodies are written
 out in :mod:`orchestrator.gateway.openapi_paths`; a schemathesis run against the
 live gateway checks the two agree.
+
+The document must also generate a working client (tests/integration/
+test_generated_client.py runs openapi-python-client on it). Rules a client generator
+would turn into extra types are therefore written with ``if``/``then``/``else``,
+which validators enforce and generators ignore: a top-level ``oneOf`` on a command
+model would make openapi-python-client emit one model per branch, without the
+command's own fields. Every command model keeps ``type`` (a const, required, with
+the const as default so a generated model fills it in) and ``user``.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
 from orchestrator.gateway.middleware import CORRELATION_HEADER
-from orchestrator.gateway.openapi_models import RESPONSE_MODELS
+from orchestrator.gateway.openapi_models import RESPONSE_MODELS, RESULT_MODELS
 from orchestrator.gateway.openapi_paths import api_paths
 from orchestrator.gateway.validation import IDEMPOTENCY_KEY_PATTERN
 from runtime.settings import GatewaySettings
@@ -25,6 +33,7 @@ from schemas.commands import COMMAND_ADAPTER
 from schemas.names import MAX_PATH_LENGTH, USERNAME_PATTERN
 
 REF = "#/components/schemas/{model}"
+_NULL = {"type": "null"}
 routes = web.RouteTableDef()
 
 _USERNAME = {
@@ -40,33 +49,69 @@ _PATH_RULES = (
 )
 
 
+def _given(name: str) -> dict[str, Any]:
+    """Matches an object whose ``name`` is present and a string (not absent, not null)."""
+    return {"required": [name], "properties": {name: {"type": "string"}}}
+
+
 def _command_schemas() -> dict[str, Any]:
-    """Schemas of every command model plus ``Command`` (the discriminated union)."""
+    """Schemas of every command model plus ``Command`` (the discriminated union).
+
+    Each model requires ``type`` (a const whose default is that const) and ``user``;
+    ``CreateNotebook`` says "exactly one of path and folder" with ``if``/``then``/
+    ``else`` (see the module docstring for why not ``oneOf``).
+    """
     generated = COMMAND_ADAPTER.json_schema(ref_template=REF)
     models: dict[str, Any] = generated.pop("$defs")
     for model in models.values():
         props = model["properties"]
-        # "type" has a default in the models but is required on the wire: it selects the model
-        model["required"] = ["type", *model["required"]]
-        props["type"].pop("default", None)
+        # "type" has a default in the models but is required on the wire: it selects the
+        # model. The default (== the const) stays: it only lets generated models fill it in.
+        model["required"] = ["type", *(n for n in model["required"] if n != "type")]
+        props["type"]["description"] = "The command type; required (it selects the model)."
         props["user"] = {**_USERNAME, "description": props["user"].get("description", "")}
         for name in ("path", "folder"):
             if name in props:
                 rule = _PATH_RULES + (" Must end in '.ipynb'." if name == "path" else "")
                 props[name]["description"] = rule
-    create = models["CreateNotebook"]
-    create["oneOf"] = [  # exactly one of path and folder (the other absent or null)
-        {"required": ["path"], "properties": {"path": {"type": "string"}}},
-        {"required": ["folder"], "properties": {"folder": {"type": "string"}}},
-    ]
+    models["CreateNotebook"].update(
+        {  # exactly one of path and folder (the other absent or null)
+            "if": _given("path"),
+            "then": {"properties": {"folder": {"type": "null"}}},
+            "else": _given("folder"),
+        }
+    )
     return {**models, "Command": generated}
 
 
+def _result_by_type(types: list[tuple[str, str]]) -> dict[str, Any]:
+    """``if type is T then result is T's result model or null, else ...`` for ``types``.
+
+    A chain rather than an ``allOf`` of conditions: generators merge ``allOf`` into
+    the model, while ``if``/``then``/``else`` is left to validators.
+    """
+    (kind, model), *rest = types
+    rule: dict[str, Any] = {
+        "if": {"required": ["type"], "properties": {"type": {"const": kind}}},
+        "then": {"properties": {"result": {"oneOf": [{"$ref": REF.format(model=model)}, _NULL]}}},
+    }
+    if rest:
+        rule["else"] = _result_by_type(rest)
+    return rule
+
+
 def _response_schemas() -> dict[str, Any]:
+    """Schemas of the response models; ``CommandView.result`` is a ``oneOf`` of the
+    result models (they differ in required fields, so exactly one matches) and, by
+    ``if``/``then``, the one of the command's type."""
     _, generated = models_json_schema(
         [(model, "serialization") for model in RESPONSE_MODELS], ref_template=REF
     )
     defs: dict[str, Any] = generated["$defs"]
+    view = defs["CommandView"]
+    result = view["properties"]["result"]
+    result["oneOf"] = result.pop("anyOf")
+    view.update(_result_by_type([(t.value, m.__name__) for t, m in RESULT_MODELS.items()]))
     return defs
 
 

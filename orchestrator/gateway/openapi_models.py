@@ -42,8 +42,112 @@ class ErrorBody(_Closed):
     error: ErrorDetail
 
 
+_SHA256 = r"^[0-9a-f]{64}$"
+
+
+class EnsureUserResult(_Closed):
+    """The result of a succeeded ``ensure-user``."""
+
+    user: str
+    created: bool = Field(description="False when the user already existed")
+
+
+class StartServerResult(_Closed):
+    """The result of a succeeded ``start-server``."""
+
+    user: str
+    server_url: str = Field(description="The Hub URL of the user's (ready) default server")
+
+
+class StopServerResult(_Closed):
+    """The result of a succeeded ``stop-server``."""
+
+    user: str
+    stopped: bool = Field(description="Always true: the server is not running any more")
+    was_running: bool
+
+
+class CreateNotebookResult(_Closed):
+    """The result of a succeeded ``create``."""
+
+    path: str = Field(description="The notebook's path (the chosen name for a folder create)")
+    created: bool = Field(description="False when a notebook was already at ``path``")
+
+
+class RestoreNotebookResult(_Closed):
+    """The result of a succeeded ``restore``."""
+
+    path: str
+    version_id: uuid.UUID = Field(description="The version that was written back")
+    sha256: str = Field(pattern=_SHA256, description="Its content hash")
+    latest_version_id: uuid.UUID = Field(
+        description="The version the restore stored (origin 'restore'), now the latest"
+    )
+
+
+class SaveNotebookResult(_Closed):
+    """The result of a succeeded ``save``."""
+
+    path: str
+    version_id: uuid.UUID = Field(description="The stored version (the latest when unchanged)")
+    sha256: str = Field(pattern=_SHA256)
+    size: int = Field(ge=0, description="Bytes of the canonical content")
+    new_version: bool = Field(description="False when the content equals the latest version")
+
+
+class OpenNotebookResult(_Closed):
+    """The result of a succeeded ``open``."""
+
+    path: str
+    restored_version_id: uuid.UUID | None = Field(
+        description="The stored version written back when the file was missing, else null"
+    )
+    launch_url: str = Field(description="Where to load the notebook (iframe src)")
+    expires_at: datetime | None = Field(
+        description="When a single-use launch link expires; null for a plain lab URL"
+    )
+
+
+# The result model of each command type (every type has one).
+RESULT_MODELS: dict[CommandType, type[BaseModel]] = {
+    CommandType.ENSURE_USER: EnsureUserResult,
+    CommandType.START_SERVER: StartServerResult,
+    CommandType.STOP_SERVER: StopServerResult,
+    CommandType.CREATE: CreateNotebookResult,
+    CommandType.RESTORE: RestoreNotebookResult,
+    CommandType.SAVE: SaveNotebookResult,
+    CommandType.OPEN: OpenNotebookResult,
+}
+
+CommandResult = (
+    EnsureUserResult
+    | StartServerResult
+    | StopServerResult
+    | CreateNotebookResult
+    | RestoreNotebookResult
+    | SaveNotebookResult
+    | OpenNotebookResult
+)
+
+
+class CommandError(_Closed):
+    """Why a command failed: a stable code and a message a person can act on."""
+
+    code: str = Field(
+        description="not_found (an unknown version, a missing file to save), conflict (a "
+        "restore's if_version), invalid_notebook, spawn_failed, hub_forbidden, permanent, "
+        "retries_exhausted (transient failures outlasted the retries), internal_error",
+        examples=["not_found", "conflict", "retries_exhausted"],
+    )
+    message: str
+
+
 class CommandView(_Closed):
-    """A command as its app sees it: status, attempts, result or error, timestamps."""
+    """A command as its app sees it: status, attempts, result or error, timestamps.
+
+    ``result`` is the result model of the command's ``type`` (the document says which
+    with ``if``/``then``); it is set once the command succeeded, ``error`` once it failed.
+    """
 
     id: uuid.UUID
     type: CommandType
@@ -53,8 +157,13 @@ class CommandView(_Closed):
         "confirmed it (the POST was answered 503)"
     )
     attempts: int = Field(ge=0)
-    result: dict[str, Any] | None
-    error: dict[str, Any] | None
+    result: CommandResult | None = Field(
+        description="Set when succeeded: the result model named after the command type "
+        "(ensure-user → EnsureUserResult, start-server → StartServerResult, stop-server → "
+        "StopServerResult, create → CreateNotebookResult, restore → RestoreNotebookResult, "
+        "save → SaveNotebookResult, open → OpenNotebookResult)"
+    )
+    error: CommandError | None = Field(description="Set when failed")
     correlation_id: str
     created_at: datetime
     updated_at: datetime

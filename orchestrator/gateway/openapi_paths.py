@@ -85,12 +85,14 @@ def _command() -> dict[str, Any]:
         "get": {
             "operationId": "getCommand",
             "summary": "A command's status, attempts, result or error",
-            "description": "Only the calling app's commands: any other id is 404.",
+            "description": "Only the calling app's commands: any other id is 404; an id "
+            "that is not a UUID is 422 (invalid_parameter, field command_id).",
             "parameters": [
                 {
                     "name": "command_id",
                     "in": "path",
                     "required": True,
+                    "description": "The id the POST answered (a UUID)",
                     "schema": {"type": "string", "format": "uuid"},
                 },
                 _ref("parameters", "Wait"),
