@@ -103,6 +103,13 @@ class JupyterFiles:
         async with self._http.put(self._url(user, path), json=body, headers=self._auth) as r:
             assert r.status in (200, 201), await r.text()
 
+    async def rename(self, user: str, path: str, new_path: str) -> None:
+        """Rename ``path`` to ``new_path`` as the file browser does."""
+        async with self._http.patch(
+            self._url(user, path), json={"path": new_path}, headers=self._auth
+        ) as response:
+            assert response.status == 200, await response.text()
+
     async def delete(self, user: str, path: str) -> None:
         """Delete ``path``."""
         async with self._http.delete(self._url(user, path), headers=self._auth) as r:
