@@ -99,7 +99,7 @@ async def get_version(request: web.Request) -> web.Response:
     try:
         version_id = uuid.UUID(request.match_info["version_id"])
     except ValueError:
-        raise ApiError(404, "not_found", "no such version (ids are UUIDs)") from None
+        raise invalid_parameter("version_id", "must be a UUID") from None
     store = request.app[NOTEBOOKS]
     version = await store.version(version_id)
     owner = None if version is None else await request.app[WORKSPACES].owner(version.user)

@@ -153,7 +153,7 @@ def _notebooks() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _ok("The version", "VersionWithContent"),
-                    **_errors(_UNAUTHORIZED, _NOT_FOUND),
+                    **_errors(_UNAUTHORIZED, _NOT_FOUND, _INVALID),
                 },
             }
         },

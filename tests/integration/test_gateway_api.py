@@ -264,3 +264,17 @@ async def test_bodies_that_readers_could_understand_differently_are_refused(
         assert resp.status == 400, body
     assert body["error"]["code"] == "invalid_json"
     assert problem in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [("/v1/commands/not-a-uuid", "command_id"), ("/v1/versions/not-a-uuid", "version_id")],
+)
+async def test_a_malformed_id_in_a_path_is_422_naming_it(
+    gw_keys: dict[str, str], gw: aiohttp.ClientSession, path: str, field: str
+) -> None:
+    async with gw.get(path, headers={"Authorization": f"Bearer {gw_keys['a']}"}) as resp:
+        assert resp.status == 422
+        error = (await resp.json())["error"]
+    assert error["code"] == "invalid_parameter"
+    assert [d["field"] for d in error["details"]] == [field]
