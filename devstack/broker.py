@@ -95,6 +95,11 @@ class RabbitMQBroker:
         return f"https://127.0.0.1:{self.prometheus_port}"
 
     @property
+    def server_process(self) -> ManagedProcess:
+        """The node's process (for supervision)."""
+        return self._server
+
+    @property
     def log_path(self) -> Path:
         """The file holding the broker's console output."""
         return self._server.log_path

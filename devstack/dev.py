@@ -1,41 +1,59 @@
 """``python -m devstack`` (what ``make run`` runs): the whole stack until Ctrl-C.
 
-Prefers the well-known ports (gateway 8040, Hub 8000, demo app 8050) and falls back
-to free ones when taken. The orchestrator database survives restarts; the broker's
-and the Hub's state are fresh each time.
+Prefers the well-known ports (gateway 8040, Hub 8000, demo app 8050) and takes free
+ones when those are taken, also when another process takes one while this stack starts:
+every port is either held (the demo app's socket, chosen before the Hub is configured
+so that the allowed app origin is the demo's real one) or bound with a retry on another
+port. The banner names only ports the running processes hold. The orchestrator
+database and the demo app's key survive restarts; the broker's and the Hub's state are
+fresh each time. A child that dies is reported and restarted (``devstack.supervisor``).
+
+While it runs, ``STATE/orchestrator.env`` (0600) holds the settings an operator's CLI
+needs; ``orchestrator env`` prints them as exports, and the CLI reads the file by itself
+when run from the repository root.
 """
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import signal
 import socket
 import threading
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-from devstack.demo.launcher import start_demo
-from devstack.process import StartupError
+from devstack.demo.launcher import DEMO_APP_NAME, demo_origin, start_demo
+from devstack.ports import hold_port, http_answer
+from devstack.private_files import write_private
+from devstack.process import PortInUseError, StartupError
 from devstack.stack import LocalStack, StackOptions
+from devstack.supervisor import GaveUp, Supervisor
+from runtime.settings import DEV_ENV_FILE, ENV_FILE_NAME
 
 GATEWAY_PORT = 8040
 HUB_PORT = 8000
 DEMO_PORT = 8050
-
-
-def _port_if_free(port: int) -> int | None:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return None
-    return port
+DEMO_KEY_FILE = "demo-app-key"
+KEPT_ACROSS_RESTARTS = ("orchestrator.db", DEMO_KEY_FILE)
+SUPERVISE_EVERY_SECONDS = 1.0
+# What the operator CLI needs (runtime.settings.OperatorSettings), nothing else.
+OPERATOR_SETTINGS = (
+    "ORCH_DATABASE_URL",
+    "ORCH_AMQP_URL",
+    "ORCH_PARTITIONS",
+    "ORCH_MANAGEMENT_URL",
+    "ORCH_MANAGEMENT_USER",
+    "ORCH_MANAGEMENT_PASSWORD",
+)
 
 
 def _fresh_state(state_dir: Path) -> None:
-    """Remove everything but the orchestrator database from ``state_dir``."""
+    """Remove everything but the orchestrator database and the demo key from ``state_dir``."""
     state_dir.mkdir(parents=True, exist_ok=True)
     for child in state_dir.iterdir():
-        if child.name.startswith("orchestrator.db"):
+        if child.name.startswith(KEPT_ACROSS_RESTARTS):
             continue
         if child.is_dir():
             shutil.rmtree(child)
@@ -43,7 +61,32 @@ def _fresh_state(state_dir: Path) -> None:
             child.unlink()
 
 
-def banner(stack: LocalStack, key: str, demo_url: str | None) -> str:
+def demo_key(stack: LocalStack) -> str:
+    """The demo app's key: the one kept from an earlier run if the gateway still accepts
+    it, else a new one (kept for the next run, 0600)."""
+    path = stack.state_dir / DEMO_KEY_FILE
+    if path.exists():
+        key = path.read_text().strip()
+        probe = f"{stack.gateway_url}/v1/commands/{uuid.uuid4()}"
+        answer = http_answer(probe, headers={"Authorization": f"Bearer {key}"})
+        if answer is not None and answer[0] == 404:  # authenticated; no such command
+            return key
+    key = stack.issue_app_key(DEMO_APP_NAME)
+    write_private(path, key + "\n")
+    return key
+
+
+def write_env_file(stack: LocalStack) -> Path:
+    """``STATE/orchestrator.env``: the operator settings of this stack as shell exports."""
+    settings = stack.settings_env()
+    lines = [f"export {name}={shlex.quote(settings[name])}" for name in OPERATOR_SETTINGS]
+    lines.append(f"export ORCH_GATEWAY={shlex.quote(stack.gateway_url)}")
+    path = stack.state_dir / ENV_FILE_NAME
+    write_private(path, "\n".join(lines) + "\n")
+    return path
+
+
+def banner(stack: LocalStack, key: str, demo_url: str | None, env_file: Path) -> str:
     """What a new user needs: URLs, the demo key, and commands to paste."""
     lines = [
         "",
@@ -51,7 +94,8 @@ def banner(stack: LocalStack, key: str, demo_url: str | None) -> str:
         f"  Gateway API        {stack.gateway_url}   (OpenAPI: {stack.gateway_url}/openapi.json)",
         f"  JupyterHub         {stack.hub.url}/hub/",
         f"  RabbitMQ admin     {stack.broker.management_url}/   "
-        f"(user {stack.broker.user}, password in {stack.state_dir}/rabbitmq/rabbitmq.conf)",
+        f"(user {stack.broker.user}, password in {env_file})",
+        f"  RabbitMQ AMQP      amqp://127.0.0.1:{stack.broker.amqp_port}/",
     ]
     if demo_url:
         lines.append(f"  Demo app           {demo_url}/")
@@ -68,6 +112,9 @@ def banner(stack: LocalStack, key: str, demo_url: str | None) -> str:
         ]
     lines += [
         f"  Logs               {stack.logs_dir}/",
+        f"  Consumer metrics   {_consumer_metrics(stack)}",
+        "",
+        *_cli_hint(env_file),
         "",
         "Try it:",
         f"  export ORCH_GATEWAY={stack.gateway_url} ORCH_KEY={key}",
@@ -81,41 +128,71 @@ def banner(stack: LocalStack, key: str, demo_url: str | None) -> str:
     return "\n".join(lines)
 
 
+def _cli_hint(env_file: Path) -> list[str]:
+    """How to point the operator CLI at this stack."""
+    found = env_file == DEV_ENV_FILE.resolve()
+    return [
+        "Operator CLI: "
+        + ("from this folder it finds this stack by itself; elsewhere:" if found else ""),
+        f'  eval "$(orchestrator env --file {env_file})"',
+    ]
+
+
+def _consumer_metrics(stack: LocalStack) -> str:
+    ports = [stack.consumer_metrics_ports[i] for i in range(len(stack.consumers))]
+    return "  ".join(f"http://127.0.0.1:{port}/metrics" for port in ports)
+
+
 def run_dev(state_dir: str, *, consumers: int = 2) -> int:
-    """Start the stack (and the demo app), print how to use it, wait for Ctrl-C, stop."""
+    """Start the stack (and the demo app), print how to use it, supervise until Ctrl-C."""
     root = Path(state_dir).resolve()
     _fresh_state(root)
-    demo_port = _port_if_free(DEMO_PORT)
+    try:
+        demo_socket = hold_port(DEMO_PORT)
+    except PortInUseError as exc:
+        print(f"start-up failed: no port for the demo app ({exc})")
+        return 1
+    demo_port = demo_socket.getsockname()[1]
     options = StackOptions(
         consumers=consumers,
-        gateway_port=_port_if_free(GATEWAY_PORT),
-        hub_port=_port_if_free(HUB_PORT),
+        gateway_port=GATEWAY_PORT,
+        hub_port=HUB_PORT,
+        app_origins=[demo_origin(demo_port)],
     )
-    if demo_port is not None:
-        options.app_origins = [f"http://127.0.0.1:{demo_port}"]
     stack = LocalStack(root, options)
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
+    env_file: Path | None = None
     try:
         print("starting RabbitMQ, JupyterHub, gateway, consumers ...", flush=True)
         stack.start()
-        key = stack.issue_app_key("demo")
-        demo_url = _start_demo(stack, demo_port)
-        print(banner(stack, key, demo_url), flush=True)
-        stopped.wait()
+        key = demo_key(stack)
+        restart_demo = _demo_starter(stack, demo_socket, key)
+        restart_demo()
+        env_file = write_env_file(stack)
+        print(banner(stack, key, demo_origin(demo_port), env_file), flush=True)
+        supervisor = Supervisor(stack, restart_demo=restart_demo)
+        while not stopped.wait(SUPERVISE_EVERY_SECONDS):
+            supervisor.check()
         print("stopping ...", flush=True)
-    except StartupError as exc:
-        print(f"start-up failed: {exc}")
+    except (StartupError, GaveUp) as exc:
+        print(f"stopping: {exc}", flush=True)
         return 1
     finally:
         stack.stop()
+        demo_socket.close()
+        if env_file is not None:
+            env_file.unlink(missing_ok=True)
     return 0
 
 
-def _start_demo(stack: LocalStack, port: int | None) -> str | None:
-    if port is None:
-        print(f"port {DEMO_PORT} is taken: the demo app is not started")
-        return None
-    stack.extra_processes.append(start_demo(stack, port))
-    return f"http://127.0.0.1:{port}"
+def _demo_starter(stack: LocalStack, listening: socket.socket, key: str) -> Callable[[], None]:
+    """Start (or start again) the demo app on the held socket with the kept key."""
+
+    def start() -> None:
+        for process in stack.extra_processes:
+            process.stop()
+        stack.extra_processes[:] = [start_demo(stack, listening, key)]
+
+    return start

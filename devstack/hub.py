@@ -59,6 +59,8 @@ class JupyterHubProcess:
         )
 
     def _rechoose_ports(self) -> None:
+        # a preferred public port that was taken is given up for a free one
+        self.config.hub_port = None
         self.ports = self._choose_ports()
 
     @property
@@ -70,6 +72,11 @@ class JupyterHubProcess:
     def api_url(self) -> str:
         """Base URL of the Hub REST API, as services see it in ``JUPYTERHUB_API_URL``."""
         return f"{self.url}/hub/api"
+
+    @property
+    def process(self) -> ManagedProcess:
+        """The JupyterHub process (for supervision)."""
+        return self._process
 
     @property
     def log_path(self) -> Path:
@@ -94,8 +101,10 @@ class JupyterHubProcess:
             wait_for_http(
                 f"{self.url}/hub/health", timeout, process=self._process, expect_status=200
             )
+            # Proof that THIS Hub answered (another stack's proxy on a reused port answers
+            # /hub/health too): only our Hub knows our service token.
             wait_for_http(
-                f"{self.api_url}/",
+                f"{self.api_url}/user",
                 max(1.0, deadline - time.monotonic()),
                 process=self._process,
                 expect_status=200,

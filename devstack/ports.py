@@ -136,3 +136,23 @@ def wait_for_http(
                 raise process.startup_error(problem)
             raise StartupError(problem)
         time.sleep(_POLL_INTERVAL_SECONDS)
+
+
+def hold_port(preferred: int | None = None) -> socket.socket:
+    """A listening socket on 127.0.0.1, on ``preferred`` if it is free, else on a free port.
+
+    The caller keeps it (the port cannot be taken meanwhile) and hands it to the process
+    that serves on it; its port is ``sock.getsockname()[1]``.
+    """
+    for port in ([preferred] if preferred else []) + [free_port() for _ in range(_BIND_ATTEMPTS)]:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            sock.close()
+            continue
+        sock.listen(128)
+        sock.set_inheritable(True)
+        return sock
+    raise PortInUseError(f"no free port to hold after {_BIND_ATTEMPTS} attempts")

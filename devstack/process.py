@@ -104,8 +104,10 @@ class ManagedProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         umask: int = -1,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         self.name = name
+        self.pass_fds = tuple(pass_fds)  # e.g. a listening socket the child serves on
         self.umask = umask  # -1: inherit ours
         self.argv = list(argv)
         self.log_path = log_path
@@ -138,6 +140,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 umask=self.umask,
+                pass_fds=self.pass_fds,
             )
 
     def is_running(self) -> bool:

@@ -48,8 +48,8 @@ class StackOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
     hub_api_url_override: str | None = None  # e.g. a fault proxy in front of the Hub
     hub_public_url_override: str | None = None
-    gateway_port: int | None = None  # None: a free port
-    hub_port: int | None = None
+    gateway_port: int | None = None  # preferred (a free one when taken); None: a free port
+    hub_port: int | None = None  # preferred (a free one when taken); None: a free port
     # A system account per workspace for its server and kernels (needs root; None: when
     # running as root). Without, every server runs as our own account: no isolation.
     user_accounts: bool | None = None
@@ -240,8 +240,8 @@ class LocalStack:
     def start_gateway(self, timeout: float = 60) -> None:
         """Start (or restart) the gateway and wait for ``/readyz`` from this very process.
 
-        Unless ``options.gateway_port`` fixes it, a port taken by another process in
-        the meantime moves the gateway to a new one (``gateway_url`` changes).
+        ``options.gateway_port`` is preferred; a port taken by another process (also in
+        the meantime) moves the gateway to a free one (``gateway_url`` changes).
         """
 
         def choose_port() -> None:
@@ -268,10 +268,7 @@ class LocalStack:
                 self.gateway.stop()
                 raise
 
-        if self.options.gateway_port is not None:
-            start_once()
-        else:
-            start_retrying_ports(start_once, choose_port)
+        start_retrying_ports(start_once, choose_port)
 
     def start_consumer(
         self,

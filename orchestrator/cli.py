@@ -10,12 +10,24 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic_settings import BaseSettings
 
 from runtime.logs import configure_logging
 from runtime.runner import run_until_signalled
-from runtime.settings import CommonSettings, ConsumerSettings, GatewaySettings
+from runtime.settings import (
+    DEV_ENV_FILE,
+    ENV_FILE_VARIABLE,
+    CommonSettings,
+    ConsumerSettings,
+    GatewaySettings,
+    operator_env_file,
+)
 
 Command = Callable[[argparse.Namespace], int]
+S = TypeVar("S", bound=BaseSettings)
 
 
 def _gateway(_args: argparse.Namespace) -> int:
@@ -42,35 +54,55 @@ def _hub_service(_args: argparse.Namespace) -> int:
     return hub_service_main()
 
 
+def _operator(settings_class: type[S]) -> S:
+    """Settings of an operator command: the environment, then the env file if any
+    (``ORCH_ENV_FILE``, or the running dev stack's)."""
+    return settings_class(_env_file=operator_env_file())
+
+
+def _env(args: argparse.Namespace) -> int:
+    path = Path(args.file) if args.file else operator_env_file()
+    if path is None or not path.is_file():
+        where = path or f"{ENV_FILE_VARIABLE} or {DEV_ENV_FILE}"
+        print(
+            f"orchestrator env: no settings file at {where}: is `make run` running? "
+            "(run this from the repository root, or pass --file STATE/orchestrator.env)",
+            file=sys.stderr,
+        )
+        return 1
+    sys.stdout.write(path.read_text())
+    return 0
+
+
 def _keys(args: argparse.Namespace) -> int:
     from orchestrator.operator.keys import run_keys
 
-    return asyncio.run(run_keys(CommonSettings(), args))
+    return asyncio.run(run_keys(_operator(CommonSettings), args))
 
 
 def _dead_letters(args: argparse.Namespace) -> int:
     from orchestrator.operator.dead_letters import run_dead_letters
 
-    return asyncio.run(run_dead_letters(CommonSettings(), args))
+    return asyncio.run(run_dead_letters(_operator(CommonSettings), args))
 
 
 def _queues(args: argparse.Namespace) -> int:
     from orchestrator.operator.queues import run_queues
     from runtime.settings import OperatorSettings
 
-    return asyncio.run(run_queues(OperatorSettings(), args))
+    return asyncio.run(run_queues(_operator(OperatorSettings), args))
 
 
 def _command(args: argparse.Namespace) -> int:
     from orchestrator.operator.command_lookup import run_command_lookup
 
-    return asyncio.run(run_command_lookup(CommonSettings(), args))
+    return asyncio.run(run_command_lookup(_operator(CommonSettings), args))
 
 
 def _subscribe(args: argparse.Namespace) -> int:
     from orchestrator.operator.subscribe import run_subscribe
 
-    return asyncio.run(run_subscribe(CommonSettings(), args))
+    return asyncio.run(run_subscribe(_operator(CommonSettings), args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     subscribe.add_argument("--count", type=int, help="exit after this many events")
     subscribe.add_argument("--timeout", type=float, help="exit after this many seconds")
     subscribe.set_defaults(fn=_subscribe)
+
+    env = sub.add_parser(
+        "env", help="print the exports that point the CLI at a running dev stack (make run)"
+    )
+    env.add_argument("--file", help="the stack's STATE/orchestrator.env (default: found)")
+    env.set_defaults(fn=_env)
     return parser
 
 

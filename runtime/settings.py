@@ -6,6 +6,9 @@ The same names are used by ``make run`` (the local stack) and docker-compose.yml
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -96,3 +99,19 @@ class OperatorSettings(CommonSettings):
     management_user: str = "orchestrator"
     management_password: SecretStr = SecretStr("")
     management_vhost: str = "/"
+
+
+# The operator CLI's settings may come from a file of shell exports: the one named by
+# ORCH_ENV_FILE, else the one the dev stack (`make run`) writes while it runs, found
+# from the repository root. Real environment variables take precedence over the file.
+ENV_FILE_NAME = "orchestrator.env"
+ENV_FILE_VARIABLE = "ORCH_ENV_FILE"
+DEV_ENV_FILE = Path(".state") / "dev" / ENV_FILE_NAME
+
+
+def operator_env_file() -> Path | None:
+    """The env file the operator CLI reads, or None when there is none."""
+    named = os.environ.get(ENV_FILE_VARIABLE)
+    if named:
+        return Path(named)
+    return DEV_ENV_FILE if DEV_ENV_FILE.is_file() else None

@@ -7,6 +7,7 @@ ports under a temporary directory, and stopped (every PID) at the end of the ses
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from devstack.ports import free_port
+from devstack.ports import hold_port
 from devstack.stack import LocalStack, StackOptions
 
 CHROMIUM = "/usr/bin/chromium"
@@ -32,9 +33,21 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def demo_port() -> int:
-    """The port of the demo app; its origin is the stack's one allowed app origin."""
-    return free_port()
+def demo_socket() -> Iterator[socket.socket]:
+    """The demo app's listening socket, held from before the stack starts (its origin is
+    the stack's one allowed app origin, so its port cannot be taken meanwhile)."""
+    held = hold_port()
+    try:
+        yield held
+    finally:
+        held.close()
+
+
+@pytest.fixture(scope="session")
+def demo_port(demo_socket: socket.socket) -> int:
+    """The port of the demo app."""
+    port: int = demo_socket.getsockname()[1]
+    return port
 
 
 @pytest.fixture(scope="session")
@@ -72,11 +85,11 @@ def username() -> str:
 
 
 @pytest.fixture(scope="session")
-def demo(stack: LocalStack, demo_port: int) -> Iterator[str]:
+def demo(stack: LocalStack, demo_socket: socket.socket, demo_port: int) -> Iterator[str]:
     """The demo host app running against the shared stack; yields its URL."""
     from devstack.demo.launcher import demo_origin, start_demo
 
-    process = start_demo(stack, demo_port)
+    process = start_demo(stack, demo_socket)
     try:
         yield demo_origin(demo_port)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -157,8 +158,12 @@ async def serve_demo(settings: DemoSettings, stop: asyncio.Event) -> None:
     """Serve the demo app until ``stop`` is set."""
     runner = web.AppRunner(create_demo_app(settings), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site: web.BaseSite
+    if settings.socket_fd is not None:
+        site = web.SockSite(runner, socket.socket(fileno=settings.socket_fd))
+    else:
+        site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
-    log.info("demo app listening", url=f"http://{settings.host}:{settings.port}/")
+    log.info("demo app listening", url=site.name)
     await stop.wait()
     await runner.cleanup()

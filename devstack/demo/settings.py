@@ -17,6 +17,8 @@ class DemoSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8050
+    # a listening socket inherited from the launcher (which chose and holds the port)
+    socket_fd: int | None = None
     app_key: SecretStr = SecretStr("")
     gateway_url: str = "http://127.0.0.1:8040"
     gateway_public_url: str | None = None
