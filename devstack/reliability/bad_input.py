@@ -59,7 +59,7 @@ def poison_messages(command_user: str) -> list[RawMessage]:
 
 def _crashed(stack: LocalStack) -> list[str]:
     processes = [*stack.consumers, *([stack.gateway] if stack.gateway else [])]
-    crashed = [p.name for p in processes if not p.is_running()]
+    crashed = [p.describe_failure("not running") for p in processes if not p.is_running()]
     if not stack.hub.is_running():
         crashed.append("jupyterhub")
     if not stack.broker.process_ids():
