@@ -43,7 +43,6 @@ import aio_pika
 import aiohttp
 import psutil
 
-from devstack.ports import free_port
 from devstack.stack import LocalStack, StackOptions
 from schemas.commands import CommandMessage, EnsureUser, utcnow
 from schemas.topology import COMMANDS_EXCHANGE, HEADER_COMMAND_ID, Partitioning
@@ -347,12 +346,11 @@ def floor_closed_loop(
 ) -> tuple[Figures | None, float]:
     """``wrk`` against ``http_publish_floor.py`` (aiohttp + aio-pika publish, nothing
     else) on the same broker; the figures and that process's CPU µs per command."""
-    port = free_port()
     floor = subprocess.Popen(
         [
             sys.executable,
             str(Path(__file__).with_name("http_publish_floor.py")),
-            str(port),
+            "0",  # it binds a free port itself and says which: nothing can take it between
             amqp_url,
         ],
         stdout=subprocess.PIPE,
@@ -360,8 +358,10 @@ def floor_closed_loop(
     )
     try:
         assert floor.stdout is not None
-        if floor.stdout.readline().strip() != "ready":
+        said = floor.stdout.readline().split()
+        if len(said) != 2 or said[0] != "ready":
             raise RuntimeError("http_publish_floor.py did not start")
+        port = int(said[1])
         process = psutil.Process(floor.pid)
         url = f"http://127.0.0.1:{port}"
         wrk_closed_loop(url, "-", concurrency, 2, state, "warm-up")  # connections, caches

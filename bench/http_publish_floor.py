@@ -25,7 +25,8 @@ from schemas.topology import COMMANDS_EXCHANGE
 
 
 async def serve(port: int, amqp_url: str) -> None:
-    """Serve on 127.0.0.1:``port`` until cancelled."""
+    """Serve on 127.0.0.1:``port`` (0: any free port) until cancelled; prints
+    ``ready PORT`` once bound."""
     connection = await aio_pika.connect_robust(amqp_url)
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     exchange = await channel.get_exchange(COMMANDS_EXCHANGE, ensure=False)
@@ -43,8 +44,11 @@ async def serve(port: int, amqp_url: str) -> None:
     app.router.add_post("/v1/commands", accept)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    print("ready", flush=True)
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    server = site._server  # the bound port (port 0: the kernel chose it while binding)
+    bound = server.sockets[0].getsockname()[1] if server is not None else port
+    print(f"ready {bound}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

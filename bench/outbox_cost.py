@@ -32,7 +32,7 @@ import aiohttp
 import psutil
 
 from bench.gateway_throughput import Figures, gateway_sender, open_loop, purge
-from devstack.ports import free_port, wait_for_http
+from devstack.ports import free_port, start_retrying_ports, wait_for_http
 from devstack.process import REPOSITORY_ROOT, ManagedProcess
 from devstack.stack import LocalStack, StackOptions
 
@@ -69,8 +69,22 @@ def worktree(revision: str, into: Path) -> Iterator[Path]:
 
 
 def start_gateway(stack: LocalStack, name: str, tree: Path, state: Path) -> Gateway:
-    """A gateway of ``tree`` on its own port and database, and an app key in that database."""
-    port = free_port()
+    """A gateway of ``tree`` on its own port and database, and an app key in that database.
+
+    A port taken between choosing and binding it: started again on another.
+    """
+    started: list[Gateway] = []
+
+    def choose_and_start() -> None:
+        started.append(_start_gateway_once(stack, name, tree, state, free_port()))
+
+    start_retrying_ports(choose_and_start, lambda: None)
+    return started[-1]
+
+
+def _start_gateway_once(
+    stack: LocalStack, name: str, tree: Path, state: Path, port: int
+) -> Gateway:
     instance = secrets.token_hex(8)
     env = {
         **stack.process_env(),
@@ -95,7 +109,11 @@ def start_gateway(stack: LocalStack, name: str, tree: Path, state: Path) -> Gate
     )
     process.start()
     url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/readyz", 60, process=process, expect_status=200, proof=instance)
+    try:
+        wait_for_http(f"{url}/readyz", 60, process=process, expect_status=200, proof=instance)
+    except BaseException:
+        process.stop()
+        raise
     return Gateway(name, url, key, process)
 
 
