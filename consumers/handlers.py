@@ -257,7 +257,7 @@ async def restore(cmd: c.RestoreNotebook, ports: Ports, ctx: CommandContext) -> 
         else await _keep_unsaved(cmd, ports, ctx, await ports.versions.latest(ws, cmd.path))
     )
     await _write_version(ws, cmd.path, text, ports)
-    canonical = canonicalise(json.loads(text))
+    canonical = CanonicalNotebook(text=text, sha256=version.sha256)  # stored canonical
     restored, stored_events = await _store(
         canonical, cmd.path, SaveOrigin.RESTORE, ports, ctx, user=cmd.user, restored_from=version.id
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -110,6 +110,8 @@ Command = Annotated[
     Field(discriminator="type"),
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+# Every command model, in the union's order (for exports and contract tests).
+COMMAND_MODELS: tuple[type[BaseModel], ...] = get_args(get_args(Command)[0])
 
 
 def utcnow() -> datetime:

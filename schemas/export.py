@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,16 +66,7 @@ def build_schemas() -> dict[str, dict[str, Any]]:
     for kind in EventKind:
         name = f"events/{kind.value}.v1.json"
         out[name] = _schema(TypeAdapter(event_model(kind)), kind.value, "serialization")
-    command_models: Iterable[type[BaseModel]] = (
-        c.EnsureUser,
-        c.StartServer,
-        c.StopServer,
-        c.CreateNotebook,
-        c.RestoreNotebook,
-        c.SaveNotebook,
-        c.OpenNotebook,
-    )
-    for model in command_models:
+    for model in c.COMMAND_MODELS:
         command_type = model.model_fields["type"].default
         out[f"commands/{command_type.value}.json"] = _schema(
             TypeAdapter(model), model.__name__, "validation"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Update, and_, bindparam, func, or_, update
@@ -232,8 +232,6 @@ class CommandStore:
         )
         async with self._autocommit.connect() as connection:
             count, oldest = (await connection.execute(query)).one()
-        if oldest is not None and oldest.tzinfo is None:  # SQLite's aggregate drops the zone
-            oldest = oldest.replace(tzinfo=UTC)
         return int(count), oldest
 
     async def claim_stale(

@@ -44,15 +44,7 @@ GENERATE_TIMEOUT = 120.0
 WAIT_SECONDS = 30.0  # the ?wait= of each status long-poll (the gateway's default maximum)
 FINAL_TIMEOUT = 240.0  # a command not final after this long fails the test
 NO_NETWORK = "http://127.0.0.1:9"  # the discard port: nothing answers a proxy request there
-COMMAND_MODELS = (
-    c.EnsureUser,
-    c.StartServer,
-    c.StopServer,
-    c.CreateNotebook,
-    c.RestoreNotebook,
-    c.SaveNotebook,
-    c.OpenNotebook,
-)
+COMMAND_MODELS = c.COMMAND_MODELS
 
 
 @dataclass(frozen=True)
