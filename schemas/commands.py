@@ -27,6 +27,7 @@ class CommandType(StrEnum):
     SAVE = "save"
     OPEN = "open"
     STOP_SERVER = "stop-server"
+    CULL_SERVER = "cull-server"
 
 
 class _CommandBase(BaseModel):
@@ -99,6 +100,19 @@ class OpenNotebook(_CommandBase):
     path: NotebookPath
 
 
+class CullServer(_CommandBase):
+    """Stop an idle or too old server (the orchestrator's own command, never an app's).
+
+    Queued in the user's command order like any command. If the user was active after
+    ``scheduled_at`` (when the cull was announced) it does nothing; otherwise the open
+    notebooks are stored as versions, then the server is stopped.
+    """
+
+    type: Literal[CommandType.CULL_SERVER] = CommandType.CULL_SERVER
+    reason: Literal["idle", "max_age"]
+    scheduled_at: datetime
+
+
 Command = Annotated[
     EnsureUser
     | StartServer
@@ -110,8 +124,21 @@ Command = Annotated[
     Field(discriminator="type"),
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
-# Every command model, in the union's order (for exports and contract tests).
+# Every command model apps may send, in the union's order (exports, contract tests).
 COMMAND_MODELS: tuple[type[BaseModel], ...] = get_args(get_args(Command)[0])
+# What travels on the bus: the apps' commands and the orchestrator's own.
+BusCommand = Annotated[
+    EnsureUser
+    | StartServer
+    | StopServer
+    | CreateNotebook
+    | RestoreNotebook
+    | SaveNotebook
+    | OpenNotebook
+    | CullServer,
+    Field(discriminator="type"),
+]
+INTERNAL_COMMAND_TYPES = frozenset({CommandType.CULL_SERVER})
 
 
 def utcnow() -> datetime:
@@ -128,7 +155,7 @@ class CommandMessage(BaseModel):
     app: str
     correlation_id: str
     accepted_at: datetime
-    command: Command
+    command: BusCommand
 
     @property
     def user(self) -> str:

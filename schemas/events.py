@@ -14,6 +14,16 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.commands import CommandType, utcnow
+from schemas.lifecycle import (
+    CommandProgressed,
+    EventData,
+    ServerCullScheduled,
+    ServerReady,
+    ServerSpawnFailed,
+    ServerStarting,
+    ServerStopped,
+    ServerStopping,
+)
 from schemas.versions import JUPYTER_ORIGIN
 
 EVENT_TYPE_PREFIX = "io.github.notebook-orchestrator"
@@ -36,11 +46,7 @@ class SaveOrigin(StrEnum):
     JUPYTER = JUPYTER_ORIGIN
 
 
-class _EventData(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NotebookSaved(_EventData):
+class NotebookSaved(EventData):
     """A new version of a notebook was stored."""
 
     user: str
@@ -65,7 +71,7 @@ class NotebookSaved(_EventData):
     )
 
 
-class NotebookRenamed(_EventData):
+class NotebookRenamed(EventData):
     """A notebook was renamed inside Jupyter (its versions are kept)."""
 
     user: str
@@ -74,7 +80,7 @@ class NotebookRenamed(_EventData):
     renamed_at: datetime
 
 
-class NotebookDeleted(_EventData):
+class NotebookDeleted(EventData):
     """A notebook was deleted inside Jupyter (its versions are kept)."""
 
     user: str
@@ -82,7 +88,7 @@ class NotebookDeleted(_EventData):
     deleted_at: datetime
 
 
-class CommandSucceeded(_EventData):
+class CommandSucceeded(EventData):
     """A command reached ``succeeded``; ``result`` is what the status API shows."""
 
     command_id: uuid.UUID
@@ -100,7 +106,7 @@ class CommandError(BaseModel):
     message: str
 
 
-class CommandFailed(_EventData):
+class CommandFailed(EventData):
     """A command reached ``failed``: no more attempts will be made."""
 
     command_id: uuid.UUID
@@ -117,14 +123,28 @@ class EventKind(StrEnum):
     NOTEBOOK_DELETED = "notebook.deleted"
     COMMAND_SUCCEEDED = "command.succeeded"
     COMMAND_FAILED = "command.failed"
+    COMMAND_PROGRESSED = "command.progressed"
+    SERVER_STARTING = "server.starting"
+    SERVER_READY = "server.ready"
+    SERVER_SPAWN_FAILED = "server.spawn_failed"
+    SERVER_STOPPING = "server.stopping"
+    SERVER_STOPPED = "server.stopped"
+    SERVER_CULL_SCHEDULED = "server.cull_scheduled"
 
 
-EVENT_DATA_MODELS: dict[EventKind, type[_EventData]] = {
+EVENT_DATA_MODELS: dict[EventKind, type[EventData]] = {
     EventKind.NOTEBOOK_SAVED: NotebookSaved,
     EventKind.NOTEBOOK_RENAMED: NotebookRenamed,
     EventKind.NOTEBOOK_DELETED: NotebookDeleted,
     EventKind.COMMAND_SUCCEEDED: CommandSucceeded,
     EventKind.COMMAND_FAILED: CommandFailed,
+    EventKind.COMMAND_PROGRESSED: CommandProgressed,
+    EventKind.SERVER_STARTING: ServerStarting,
+    EventKind.SERVER_READY: ServerReady,
+    EventKind.SERVER_SPAWN_FAILED: ServerSpawnFailed,
+    EventKind.SERVER_STOPPING: ServerStopping,
+    EventKind.SERVER_STOPPED: ServerStopped,
+    EventKind.SERVER_CULL_SCHEDULED: ServerCullScheduled,
 }
 
 
@@ -155,14 +175,14 @@ class CloudEvent(BaseModel, Generic[DataT]):
 
 def routing_key(kind: EventKind, data: BaseModel) -> str:
     """Routing key of an event: the kind, plus the command type for command results."""
-    if isinstance(data, CommandSucceeded | CommandFailed):
+    if isinstance(data, CommandSucceeded | CommandFailed | CommandProgressed):
         return f"{kind.value}.{data.command_type.value}"
     return kind.value
 
 
 def make_event(
     kind: EventKind,
-    data: _EventData,
+    data: EventData,
     *,
     subject: str,
     correlation_id: str | None = None,

@@ -79,6 +79,10 @@ class App(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     allowed_types: list[str] | None = Field(default=None, sa_column=Column(JSON))
     user_prefix: str | None = Field(default=None, max_length=64)
+    # Culling policy (None: the consumers' defaults; 0 turns the rule off).
+    idle_timeout_seconds: int | None = Field(default=None, ge=0)
+    max_age_seconds: int | None = Field(default=None, ge=0)
+    cull_grace_seconds: int | None = Field(default=None, ge=0)
     created_at: datetime = _ts(nullable=False)
 
 
@@ -143,6 +147,7 @@ class CommandRecord(SQLModel, table=True):
     finished_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
+    progress: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class WorkspaceRecord(SQLModel, table=True):
@@ -230,3 +235,47 @@ class SpawnSlot(SQLModel, table=True):
     expires_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
+
+
+class SpawnWaiter(SQLModel, table=True):
+    """A spawn waiting for a slot: its place in line is the number of live waiters that
+    came before it. A waiter refreshes ``seen_at`` while it waits; one not seen for a
+    while (its process died) no longer counts."""
+
+    __tablename__ = "spawn_waiter"
+
+    holder: str = Field(primary_key=True, max_length=128)
+    since: datetime = _ts(nullable=False, index=True)
+    seen_at: datetime = _ts(nullable=False)
+
+
+class ServerRecord(SQLModel, table=True):
+    """A workspace's server as the orchestrator last saw it, and its scheduled cull.
+
+    ``running`` servers are compared with the Hub's list: one the Hub no longer has
+    stopped without the orchestrator (``server.stopped``, reason ``hub``).
+    """
+
+    __tablename__ = "server"
+
+    workspace: str = Field(primary_key=True, max_length=64)
+    app: str = Field(max_length=64)
+    user: str = Field(max_length=64)
+    running: bool = False
+    started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    last_activity: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    cull_reason: str | None = Field(default=None, max_length=16)
+    cull_scheduled_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    cull_deadline: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    cull_command_id: uuid.UUID | None = None
+    updated_at: datetime = _ts(nullable=False)
+
+
+class JobLease(SQLModel, table=True):
+    """Which process runs a job that must run once system-wide (e.g. the culler)."""
+
+    __tablename__ = "job_lease"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str | None = Field(default=None, max_length=128)
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

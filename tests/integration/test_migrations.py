@@ -22,12 +22,23 @@ from runtime.db.migrations.versions.r0005_workspaces import LEGACY_APP
 from schemas.workspaces import workspace_name
 
 pytest_plugins = ["tests.integration.database_fixtures"]
-TABLES_AFTER_0001 = {"spawn_slot", "workspace", "outbox_message"}
+TABLES_AFTER_0001 = {
+    "spawn_slot",
+    "workspace",
+    "outbox_message",
+    "spawn_waiter",
+    "server",
+    "job_lease",
+}
 INDEXES_AFTER_0001 = {"ix_command_user_status_created", "ix_command_unfinished_updated"}
 COLUMNS_AFTER_0001 = [
     ("notebook_version", "app"),
     ("notebook_version", "restored_from"),
     ("notebook_version", "before_overwrite"),
+    ("command", "progress"),
+    ("app", "idle_timeout_seconds"),
+    ("app", "max_age_seconds"),
+    ("app", "cull_grace_seconds"),
 ]
 # In revision 0001 and dropped by 0004, so not in the models any more.
 INDEXES_DROPPED_AFTER_0001 = r0004.DROPPED
