@@ -8,6 +8,14 @@ from typing import Any
 import aiohttp
 
 FINAL_STATUSES = frozenset({"succeeded", "failed", "rejected"})
+EVENT_KINDS = (
+    "notebook.saved",
+    "command.progressed",
+    "server.ready",
+    "server.spawn_failed",
+    "server.stopped",
+    "server.cull_scheduled",
+)
 _LONG_POLL_SECONDS = 25
 
 
@@ -53,10 +61,12 @@ class DemoGateway:
         return view
 
     async def open_events(self, user: str) -> aiohttp.ClientResponse:
-        """The gateway's SSE stream of ``user``'s saves (the caller releases the response)."""
+        """The gateway's SSE stream of the ``EVENT_KINDS`` the page shows live for ``user``:
+        saves, the progress of commands, the server ready, failed to start, stopped, or
+        about to be culled. The caller releases the response."""
         resp = await self._http.get(
             self._base + "/v1/events",
-            params={"user": user, "types": "notebook.saved"},
+            params={"user": user, "types": ",".join(EVENT_KINDS)},
             headers=self._auth,
             timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
         )

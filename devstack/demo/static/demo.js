@@ -5,7 +5,10 @@ const { JupyterEmbed } = await import(`${gatewayUrl}/static/orchestrator-embed.j
 const $ = (selector) => document.querySelector(selector);
 const state = {
   user: null, path: null, embed: null, events: null, ready: false, lastSave: null, restored: null,
+  opening: null,
 };
+const STREAM_WAIT_MS = 5000;
+let openCount = 0;
 window.demo = state; // for curious people and for the browser tests
 
 function log(message) {
@@ -84,8 +87,11 @@ async function refreshVersions() {
   }
 }
 
+// The ``data`` of an event's CloudEvents envelope.
+const payload = (event) => JSON.parse(event.data).data;
+
 function onSavedEvent(event) {
-  const data = JSON.parse(event.data).data;
+  const data = payload(event);
   log(`notebook.saved ${data.path} (${data.origin}) → version ${data.version_id.slice(0, 8)}`);
   refreshNotebooks().catch((error) => log(`could not list notebooks: ${error.message}`));
   if (data.path !== state.path || document.querySelector(`[data-version-id="${data.version_id}"]`)) {
@@ -98,14 +104,156 @@ function onSavedEvent(event) {
   list.prepend(item);
 }
 
+// The bar's value for a phase; ``spawning`` spans 10..90 with the Hub's percentage.
+function progressValue(progress) {
+  const floors = { queued: 5, waiting_for_spawn_slot: 10, writing: 95, done: 100 };
+  if (progress.phase === "spawning") {
+    return 10 + 0.8 * (progress.percent ?? 0);
+  }
+  return floors[progress.phase] ?? 0;
+}
+
+function progressText(progress) {
+  switch (progress.phase) {
+    case "queued":
+      return "Waiting for your earlier request…";
+    case "waiting_for_spawn_slot":
+      return progress.position
+        ? `Waiting for a free slot (${progress.position} in line)…`
+        : "Waiting for a free slot…";
+    case "spawning": {
+      const message = progress.message || "Starting your Jupyter server…";
+      return progress.percent == null ? message : `${message} (${progress.percent}%)`;
+    }
+    case "writing":
+      return "Opening the notebook…";
+    default:
+      return "Done";
+  }
+}
+
+// An open in flight: the bar shows, indeterminate until the first progress event.
+function beginProgress() {
+  state.opening = { id: ++openCount, commandId: null };
+  const bar = $("#open-progress-bar");
+  bar.removeAttribute("value");
+  bar.dataset.percent = "0";
+  $("#open-progress-message").textContent = "Starting…";
+  $("#open-progress").hidden = false;
+  return state.opening.id;
+}
+
+function endProgress(id) {
+  if (state.opening?.id === id) {
+    state.opening = null;
+    $("#open-progress").hidden = true;
+  }
+}
+
+function onProgressEvent(event) {
+  const data = payload(event);
+  const opening = state.opening;
+  if (!opening || data.command_type !== "open" || data.user !== state.user) {
+    return;
+  }
+  // A command queued behind an earlier one is ours: the earlier one's events are not.
+  if (data.progress.phase === "queued" && !opening.commandId) {
+    opening.commandId = data.command_id;
+  }
+  if (opening.commandId && data.command_id !== opening.commandId) {
+    return;
+  }
+  if (data.progress.phase === "done") {
+    endProgress(opening.id);
+    return;
+  }
+  const bar = $("#open-progress-bar");
+  const value = Math.round(progressValue(data.progress));
+  if (value < Number(bar.dataset.percent)) {
+    return; // never backwards during one open: events are best effort, a late one is stale
+  }
+  bar.value = value;
+  bar.dataset.percent = String(value);
+  $("#open-progress-message").textContent = progressText(data.progress);
+}
+
+const clockTime = (iso) =>
+  new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+
+function onCullScheduled(event) {
+  const data = payload(event);
+  if (data.user !== state.user) {
+    return;
+  }
+  const at = clockTime(data.deadline);
+  const notice = $("#cull-notice");
+  notice.textContent = data.reason === "max_age"
+    ? `This notebook will be closed at ${at}: its server has reached its maximum age`
+    : `This notebook will be closed for inactivity at ${at} unless you keep working`;
+  notice.dataset.deadline = data.deadline;
+  notice.hidden = false;
+  log(`server.cull_scheduled (${data.reason}) at ${at}`);
+}
+
+function onServerStopped(event) {
+  const data = payload(event);
+  if (data.user !== state.user) {
+    return;
+  }
+  $("#cull-notice").hidden = true;
+  log(`server.stopped (${data.reason})`);
+  if (state.opening || !state.embed) {
+    return; // an open in flight starts the server again; nothing is shown to close
+  }
+  const culled = data.reason === "idle" || data.reason === "max_age";
+  closeNotebook();
+  setStatus(
+    culled ? "Closed for inactivity; open it again to continue"
+      : "Jupyter stopped; open the notebook again to continue",
+    "closed",
+  );
+}
+
 function subscribe() {
   state.events?.close();
   state.streamOpen = false;
   state.events = new EventSource(userPath("/events"));
   state.events.addEventListener("notebook.saved", onSavedEvent);
+  state.events.addEventListener("command.progressed", onProgressEvent);
+  state.events.addEventListener("server.ready", (event) => {
+    const data = payload(event);
+    log(`server.ready${data.seconds == null ? "" : ` after ${data.seconds.toFixed(1)} s`}`);
+  });
+  state.events.addEventListener("server.spawn_failed", (event) => {
+    log(`server.spawn_failed: ${payload(event).reason}`);
+  });
+  state.events.addEventListener("server.cull_scheduled", onCullScheduled);
+  state.events.addEventListener("server.stopped", onServerStopped);
   state.events.addEventListener("open", () => {
     state.streamOpen = true;
-    log(`listening to ${state.user}'s saves`);
+    log(`listening to ${state.user}'s events`);
+  });
+  state.events.addEventListener("error", () => {
+    state.streamOpen = false; // the browser reconnects by itself
+  });
+}
+
+// Resolves once the event stream is connected (or after ``STREAM_WAIT_MS``: progress
+// is a nicety, the open goes ahead without it).
+function streamConnected() {
+  const events = state.events;
+  if (!events || events.readyState === EventSource.OPEN) {
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      log("event stream not connected: opening without progress");
+      resolve();
+    }, STREAM_WAIT_MS);
+    events.addEventListener("open", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
   });
 }
 
@@ -153,8 +301,18 @@ async function openNotebook(path) {
   state.path = path;
   $("#current-path").textContent = path;
   setStatus("Starting Jupyter…");
+  const openId = beginProgress();
   try {
-    const view = await api("POST", userPath("/open"), { path });
+    // The stream must be connected before the command exists, or its progress is missed.
+    await streamConnected();
+    let view;
+    try {
+      view = await api("POST", userPath("/open"), { path });
+    } finally {
+      endProgress(openId);
+    }
+    $("#cull-notice").hidden = true;
+    setStatus("Loading Jupyter…");
     const embed = ensureEmbed(view.result.launch_url);
     await embed.open(view.result.launch_url);
     state.ready = true;
