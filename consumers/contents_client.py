@@ -1,12 +1,15 @@
-"""Jupyter contents API client for users' servers, reached through the Hub's proxy.
+"""Jupyter server API client for users' servers, reached through the Hub's proxy.
 
 Uses the orchestrator service token (its role holds ``access:servers``), so no
-per-user token is minted for a contents call.
+per-user token is minted for a contents call. Every request carries
+``no_track_activity``: jupyter_server then leaves the server's ``last_activity``
+alone, so the orchestrator's own calls never keep an idle server from being culled.
 """
 
 from __future__ import annotations
 
 import posixpath
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -14,6 +17,10 @@ import aiohttp
 
 from consumers.errors import NotFoundError
 from consumers.http_edge import JsonApi, RetryPolicy
+from consumers.ports import FlushReport
+
+# jupyter_server's APIHandler does not count a request carrying this as activity.
+UNTRACKED = {"no_track_activity": "1"}
 
 
 class ContentsClient:
@@ -52,7 +59,67 @@ class ContentsClient:
             ok=ok,
             what=f"{method} contents of {user}:{path or '/'}",
             body=body,
-            params=params,
+            params={**(params or {}), **UNTRACKED},
+        )
+
+    async def last_activity(self, user: str) -> datetime | None:
+        """The server's own ``last_activity`` (``GET /api/status``): its user's last API
+        request, kernel or terminal activity; None if the server does not answer."""
+        try:
+            _, body = await self._api.request(
+                "GET",
+                f"/user/{quote(user)}/api/status",
+                endpoint="/user/{name}/api/status",
+                ok=(200,),
+                what=f"status of {user}'s server",
+                params=UNTRACKED,
+            )
+        except NotFoundError:
+            return None
+        raw = (body or {}).get("last_activity")
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
+
+    async def open_notebooks(self, user: str) -> list[str]:
+        """Paths of the notebooks that have a kernel session (``GET /api/sessions``)."""
+        try:
+            _, body = await self._api.request(
+                "GET",
+                f"/user/{quote(user)}/api/sessions",
+                endpoint="/user/{name}/api/sessions",
+                ok=(200,),
+                what=f"sessions of {user}'s server",
+                params=UNTRACKED,
+            )
+        except NotFoundError:
+            return []
+        return sorted(
+            {
+                str(s.get("path", "")).lstrip("/")
+                for s in body or []
+                if s.get("type", "notebook") == "notebook" and s.get("path")
+            }
+        )
+
+    async def flush_pages(self, user: str, timeout_seconds: float) -> FlushReport:
+        """Ask every JupyterLab page open on the server to save its unsaved notebooks
+        (the embed bridge), waiting up to ``timeout_seconds`` for them to report."""
+        try:
+            _, body = await self._api.request(
+                "POST",
+                f"/user/{quote(user)}/orchestrator/bridge/flush",
+                endpoint="/user/{name}/orchestrator/bridge/flush",
+                ok=(200,),
+                what=f"flush of {user}'s open pages",
+                body={},
+                params={"timeout": f"{timeout_seconds:g}", **UNTRACKED},
+            )
+        except NotFoundError:  # a server without the bridge
+            return FlushReport(pages=0, reported=0, saved=())
+        body = body or {}
+        return FlushReport(
+            pages=int(body.get("pages", 0)),
+            reported=int(body.get("reported", 0)),
+            saved=tuple(str(p).lstrip("/") for p in body.get("saved", [])),
         )
 
     async def ensure_folder(self, user: str, folder: str) -> None:

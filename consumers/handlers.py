@@ -14,14 +14,22 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from consumers.errors import ConflictError, NotFoundError
+import structlog
+
+from consumers.errors import ConflictError, NotFoundError, PermanentError, TransientError
 from consumers.event_publisher import PendingEvent
+from consumers.lifecycle import QuietObserver
 from consumers.notebook_codec import CanonicalNotebook, canonicalise, empty_notebook
-from consumers.ports import ContentsPort, HubPort, VersionStore
+from consumers.ports import CommandObserver, ContentsPort, HubPort, VersionStore
+from runtime.metrics import SERVERS_CULLED
 from schemas import commands as c
 from schemas.events import EventKind, NotebookSaved, SaveOrigin
 from schemas.launch_codes import LaunchLinkIssuer
+from schemas.lifecycle import ProgressPhase, StopReason
+from schemas.names import normalise_relative_path
 from schemas.versions import StoredVersion
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,17 +42,21 @@ class Ports:
     hub_public_url: str
     inline_content_max_bytes: int = 16_384
     launch_links: LaunchLinkIssuer | None = None
+    # how long a stop waits for the open JupyterLab pages to save their notebooks
+    flush_timeout_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
 class CommandContext:
     """Where a command acts: ``workspace`` is the Hub user of the command's person in
     the command's app (every Hub, contents and version call uses it); ``app`` is the
-    app that sent it (recorded on the versions it writes)."""
+    app that sent it (recorded on the versions it writes); ``observer`` hears the
+    command's progress and the server's lifecycle."""
 
     command_id: uuid.UUID
     workspace: str
     app: str | None = None
+    observer: CommandObserver = field(default_factory=QuietObserver)
 
 
 @dataclass
@@ -122,23 +134,134 @@ async def ensure_user(cmd: c.EnsureUser, ports: Ports, ctx: CommandContext) -> O
     return Outcome({"user": cmd.user, "created": created})
 
 
-async def _ensure_server(user: str, ports: Ports) -> str:
-    state = await ports.hub.server_state(user)
+async def _ensure_server(ports: Ports, ctx: CommandContext, *, then: str | None = None) -> str:
+    """The workspace's user and a ready server; then progress ``writing`` (``then`` says
+    what the command does next), unless ``then`` is None."""
+    state = await ports.hub.server_state(ctx.workspace)
     if not state.user_exists:
-        await ports.hub.ensure_user(user)
-    return await ports.hub.start_server(user, state)
+        await ports.hub.ensure_user(ctx.workspace)
+    url = await ports.hub.start_server(ctx.workspace, state, ctx.observer)
+    if then is not None:
+        await ctx.observer.progress(ProgressPhase.WRITING, message=then)
+    return url
 
 
 async def start_server(cmd: c.StartServer, ports: Ports, ctx: CommandContext) -> Outcome:
     """Ensure the user and a ready server (one Hub call when it already runs)."""
-    url = await _ensure_server(ctx.workspace, ports)
+    url = await _ensure_server(ports, ctx)
     return Outcome({"user": cmd.user, "server_url": ports.hub_public_url.rstrip("/") + url})
 
 
-async def stop_server(cmd: c.StopServer, ports: Ports, ctx: CommandContext) -> Outcome:
-    """Stop the user's server; nothing to stop is success."""
+async def _store_found(
+    on_disk: CanonicalNotebook,
+    path: str,
+    ports: Ports,
+    ctx: CommandContext,
+    *,
+    user: str,
+    before_overwrite: bool = False,
+) -> list[PendingEvent]:
+    """Store content found on disk that no version holds yet (origin ``jupyter``: a
+    person wrote it in Jupyter), and its ``notebook.saved``."""
+    version = await ports.versions.add_version(
+        user=ctx.workspace,
+        path=path,
+        content=on_disk.text,
+        sha256=on_disk.sha256,
+        origin=SaveOrigin.JUPYTER.value,
+        before_overwrite=before_overwrite,
+    )
+    inline = on_disk.as_dict() if on_disk.size <= ports.inline_content_max_bytes else None
+    return [saved_event(version, inline, user=user)] if version.created else []
+
+
+async def _keep_open_notebooks(
+    ports: Ports, ctx: CommandContext, *, user: str
+) -> tuple[list[str], list[PendingEvent]]:
+    """Before a server stops: the open JupyterLab pages are asked to save (the embed
+    bridge), then every notebook they saved or that has a kernel is read from disk and
+    stored unless the latest version holds it. Returns the paths and the events.
+
+    The pages' answer is best effort (none open, or one that does not answer in time,
+    only leaves the disk as it is); reading the disk is not.
+    """
+    ws = ctx.workspace
+    saved: tuple[str, ...] = ()
+    try:
+        report = await ports.contents.flush_pages(ws, ports.flush_timeout_seconds)
+        saved = report.saved
+        log.info("open pages asked to save", pages=report.pages, reported=report.reported)
+    except (TransientError, PermanentError) as exc:
+        log.warning("open pages could not be asked to save", error=str(exc)[:200])
+    events: list[PendingEvent] = []
+    kept: list[str] = []
+    for raw in sorted(set(saved) | set(await ports.contents.open_notebooks(ws))):
+        try:
+            path = normalise_relative_path(raw)
+        except ValueError:
+            continue
+        if not path.endswith(".ipynb") or not await ports.contents.exists(ws, path):
+            continue
+        on_disk = canonicalise(await ports.contents.read_notebook(ws, path))
+        latest = await ports.versions.latest(ws, path)
+        if latest is None or latest.sha256 != on_disk.sha256:
+            events += await _store_found(on_disk, path, ports, ctx, user=user)
+        kept.append(path)
+    return kept, events
+
+
+async def _stop(
+    reason: StopReason, ports: Ports, ctx: CommandContext, *, user: str
+) -> tuple[bool, list[str], list[PendingEvent]]:
+    """Keep the open notebooks, then stop the server: ``server.stopping`` and
+    ``server.stopped`` for a server that was running."""
+    state = await ports.hub.server_state(ctx.workspace)
+    running = state.ready or state.pending is not None
+    kept: list[str] = []
+    events: list[PendingEvent] = []
+    if state.ready:
+        kept, events = await _keep_open_notebooks(ports, ctx, user=user)
+    if running:
+        await ctx.observer.stopping(reason)
     was_running = await ports.hub.stop_server(ctx.workspace)
-    return Outcome({"user": cmd.user, "stopped": True, "was_running": was_running})
+    await ctx.observer.stopped(reason, was_running=was_running)
+    return was_running, kept, events
+
+
+async def stop_server(cmd: c.StopServer, ports: Ports, ctx: CommandContext) -> Outcome:
+    """Store the open notebooks' latest content, then stop the user's server; nothing
+    to stop is success."""
+    was_running, kept, events = await _stop(StopReason.COMMAND, ports, ctx, user=cmd.user)
+    return Outcome(
+        {"user": cmd.user, "stopped": True, "was_running": was_running, "kept": kept}, events
+    )
+
+
+async def cull_server(cmd: c.CullServer, ports: Ports, ctx: CommandContext) -> Outcome:
+    """Cull an idle or too old server (the culler's command), unless its user came back.
+
+    The user counts as back when the server's own ``last_activity`` (which the
+    orchestrator's calls never move) is after ``scheduled_at``, when the cull was
+    announced; then nothing happens (``culled: false``). Otherwise the open notebooks
+    are kept as versions and the server is stopped with the cull's reason.
+    """
+    ws = ctx.workspace
+    state = await ports.hub.server_state(ws)
+    if not state.ready:
+        await ctx.observer.cull_called_off()
+        return Outcome({"user": cmd.user, "culled": False, "why": "not running"})
+    reason = StopReason(cmd.reason)
+    if reason == StopReason.IDLE:
+        active = await ports.contents.last_activity(ws)
+        if active is not None and active > cmd.scheduled_at:
+            await ctx.observer.cull_called_off()
+            return Outcome({"user": cmd.user, "culled": False, "why": "user active"})
+    was_running, kept, events = await _stop(reason, ports, ctx, user=cmd.user)
+    if was_running:
+        SERVERS_CULLED.labels(reason.value).inc()
+    return Outcome(
+        {"user": cmd.user, "culled": was_running, "reason": reason.value, "kept": kept}, events
+    )
 
 
 async def create(cmd: c.CreateNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
@@ -149,7 +272,7 @@ async def create(cmd: c.CreateNotebook, ports: Ports, ctx: CommandContext) -> Ou
     instead of making another.
     """
     ws = ctx.workspace
-    await _ensure_server(ws, ports)
+    await _ensure_server(ports, ctx, then="creating the notebook")
     if cmd.folder is not None:
         made = await ports.versions.of_command(ctx.command_id)
         if made is not None:
@@ -226,16 +349,7 @@ async def _keep_unsaved(
             raise ConflictError(f"{cmd.path} is not at version {cmd.if_version} ({found})")
     if on_disk is None or not changed:
         return []
-    version = await ports.versions.add_version(
-        user=ws,
-        path=cmd.path,
-        content=on_disk.text,
-        sha256=on_disk.sha256,
-        origin=SaveOrigin.JUPYTER.value,
-        before_overwrite=True,
-    )
-    inline = on_disk.as_dict() if on_disk.size <= ports.inline_content_max_bytes else None
-    return [saved_event(version, inline, user=cmd.user)] if version.created else []
+    return await _store_found(on_disk, cmd.path, ports, ctx, user=cmd.user, before_overwrite=True)
 
 
 async def restore(cmd: c.RestoreNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
@@ -249,7 +363,7 @@ async def restore(cmd: c.RestoreNotebook, ports: Ports, ctx: CommandContext) -> 
     """
     ws = ctx.workspace
     version, text = await _stored_version(ws, cmd.path, cmd.version_id, ports)
-    await _ensure_server(ws, ports)
+    await _ensure_server(ports, ctx, then="restoring the notebook")
     mine = await ports.versions.of_command(ctx.command_id)
     events = (
         []
@@ -275,7 +389,7 @@ async def restore(cmd: c.RestoreNotebook, ports: Ports, ctx: CommandContext) -> 
 async def save(cmd: c.SaveNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
     """Read ``path``, validate it, store a new version unless identical to the latest."""
     ws = ctx.workspace
-    await _ensure_server(ws, ports)
+    await _ensure_server(ports, ctx, then="reading the notebook")
     canonical = canonicalise(await ports.contents.read_notebook(ws, cmd.path))
     version, events = await _store(
         canonical, cmd.path, SaveOrigin.COMMAND, ports, ctx, user=cmd.user
@@ -303,7 +417,7 @@ def _launch(user: str, path: str, ports: Ports) -> dict[str, Any]:
 async def open_notebook(cmd: c.OpenNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
     """Ensure user and server; keep the file if present, else restore latest or create."""
     ws = ctx.workspace
-    await _ensure_server(ws, ports)
+    await _ensure_server(ports, ctx, then="opening the notebook")
     restored: str | None = None
     events: list[PendingEvent] = []
     if not await ports.contents.exists(ws, cmd.path):
@@ -335,4 +449,5 @@ HANDLERS: dict[c.CommandType, Handler] = {
     c.CommandType.RESTORE: restore,
     c.CommandType.SAVE: save,
     c.CommandType.OPEN: open_notebook,
+    c.CommandType.CULL_SERVER: cull_server,
 }

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -22,7 +23,8 @@ import structlog
 
 from consumers.errors import NotFoundError, PermanentError, SpawnFailed, TransientError
 from consumers.http_edge import JsonApi, RetryPolicy, as_transient
-from consumers.ports import ServerState
+from consumers.lifecycle import QuietObserver
+from consumers.ports import RunningServer, ServerState, SpawnObserver
 from runtime.metrics import SPAWN_SECONDS
 
 log = structlog.get_logger(__name__)
@@ -31,11 +33,16 @@ MAX_SPAWN_REQUESTS = 3
 STOP_WAIT_SECONDS = 60.0
 
 
+USERS_PAGE = 200
+OnWait = Callable[[int], Awaitable[None]]
+
+
 class SpawnLimit(Protocol):
     """Limits concurrent spawns; the consumers share one across processes (the DB)."""
 
-    def hold(self) -> AbstractAsyncContextManager[None]:
-        """Wait for a free spawn slot and hold it for the body."""
+    def hold(self, on_wait: OnWait | None = None) -> AbstractAsyncContextManager[None]:
+        """Wait for a free spawn slot and hold it for the body; ``on_wait`` hears the
+        place in line while no slot is free."""
         ...
 
 
@@ -44,12 +51,26 @@ class LocalSpawnLimit:
 
     def __init__(self, limit: int) -> None:
         self._semaphore = asyncio.Semaphore(limit)
+        self._waiting = 0
 
     @contextlib.asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
+    async def hold(self, on_wait: OnWait | None = None) -> AsyncIterator[None]:
         """Hold one of ``limit`` slots of this process."""
-        async with self._semaphore:
+        if self._semaphore.locked() and on_wait is not None:
+            await on_wait(self._waiting + 1)
+        self._waiting += 1
+        try:
+            await self._semaphore.acquire()
+        finally:
+            self._waiting -= 1
+        try:
             yield
+        finally:
+            self._semaphore.release()
+
+
+def _parse_time(raw: Any) -> datetime | None:
+    return datetime.fromisoformat(str(raw).replace("Z", "+00:00")) if raw else None
 
 
 def is_busy(body: Any) -> bool:
@@ -111,7 +132,41 @@ class HubClient:
         )
         return status == 201
 
-    async def start_server(self, user: str, known: ServerState | None = None) -> str:
+    async def running_servers(self) -> list[RunningServer]:
+        """Every user's default server that is running or pending (``GET /users``
+        with ``state=active``, page by page)."""
+        servers: list[RunningServer] = []
+        offset = 0
+        while True:
+            _, page = await self._api.request(
+                "GET",
+                "/users",
+                endpoint="/users",
+                ok=(200,),
+                params={"state": "active", "offset": str(offset), "limit": str(USERS_PAGE)},
+            )
+            items = page.get("items", []) if isinstance(page, dict) else page or []
+            for model in items:
+                server = (model.get("servers") or {}).get("")
+                if server:
+                    servers.append(
+                        RunningServer(
+                            user=model["name"],
+                            ready=bool(server.get("ready")),
+                            pending=server.get("pending"),
+                            started=_parse_time(server.get("started")),
+                        )
+                    )
+            if len(items) < USERS_PAGE:
+                return servers
+            offset += len(items)
+
+    async def start_server(
+        self,
+        user: str,
+        known: ServerState | None = None,
+        observer: SpawnObserver | None = None,
+    ) -> str:
         """Start the default server unless running, wait until ready, return its URL.
 
         Converges from any state: ready → done (no call at all when ``known`` says
@@ -121,26 +176,33 @@ class HubClient:
         transient and waited out after ``Retry-After``. At most ``spawn_concurrency``
         spawns run at once from this client; the rest queue here. A spawn the Hub
         reports as failed raises :class:`SpawnFailed`; not ready within
-        ``spawn_timeout`` raises :class:`TransientError`.
+        ``spawn_timeout`` raises :class:`TransientError`. ``observer`` hears the wait
+        for a slot, the start request, the Hub's progress, and ready or failed.
         """
         if known is not None and known.ready and known.url is not None:
             return known.url
-        async with self._spawns.hold():
+        watch = observer or QuietObserver()
+        async with self._spawns.hold(watch.waiting_for_slot):
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self._spawn_timeout):
-                    url, spawned = await self._converge_running(user)
+                    url, spawned = await self._converge_running(user, watch)
             except TimeoutError as exc:
                 raise TransientError(
                     f"server of {user} not ready after {self._spawn_timeout:.0f} s"
                 ) from exc
+            except SpawnFailed as exc:
+                await watch.spawn_failed(exc.message)
+                raise
+        seconds: float | None = None
         if spawned:
             seconds = time.monotonic() - started
             SPAWN_SECONDS.observe(seconds)
             log.info("server ready", user=user, seconds=round(seconds, 2))
+        await watch.ready(url, seconds)
         return url
 
-    async def _converge_running(self, user: str) -> tuple[str, bool]:
+    async def _converge_running(self, user: str, watch: SpawnObserver) -> tuple[str, bool]:
         requests = 0
         waited = False
         while True:
@@ -149,7 +211,7 @@ class HubClient:
                 return state.url, waited
             waited = True
             if state.pending == "spawn":
-                await self._follow_progress(user)
+                await self._follow_progress(user, watch)
                 continue
             if state.pending is not None:
                 await asyncio.sleep(BUSY_PAUSE_SECONDS)  # stopping
@@ -157,6 +219,7 @@ class HubClient:
             if requests >= MAX_SPAWN_REQUESTS:
                 raise SpawnFailed(f"server of {user} did not start after {requests} requests")
             requests += 1
+            await watch.starting()
             status, body = await self._api.request(
                 "POST",
                 f"/users/{quote(user)}/server",
@@ -164,20 +227,20 @@ class HubClient:
                 ok=(201, 202, 400),
             )
             if status == 202:
-                await self._follow_progress(user)
+                await self._follow_progress(user, watch)
             elif status == 400:
                 if not is_busy(body):
                     raise PermanentError(f"Hub refused to start the server of {user}: {body}")
                 await asyncio.sleep(BUSY_PAUSE_SECONDS)
 
-    async def _follow_progress(self, user: str) -> None:
+    async def _follow_progress(self, user: str, watch: SpawnObserver) -> None:
         """Read the progress event stream until it ends; raise SpawnFailed on ``failed``.
 
         A broken stream or "not starting" (400) just returns: the caller re-reads the
         server state, which is the truth either way.
         """
         try:
-            await as_transient(lambda: self._read_progress(user))
+            await as_transient(lambda: self._read_progress(user, watch))
         except TransientError as exc:
             log.info("progress stream ended early", user=user, error=exc.message[:200])
         except PermanentError as exc:
@@ -185,7 +248,7 @@ class HubClient:
                 raise
             log.info("no progress to follow", user=user, error=exc.message[:200])
 
-    async def _read_progress(self, user: str) -> None:
+    async def _read_progress(self, user: str, watch: SpawnObserver) -> None:
         async with self._api.stream(
             f"/users/{quote(user)}/server/progress",
             endpoint="/users/{name}/server/progress",
@@ -198,6 +261,12 @@ class HubClient:
                 event = json.loads(line[5:])
                 if event.get("ready"):
                     return
+                if not event.get("failed"):
+                    percent = event.get("progress")
+                    await watch.spawning(
+                        int(percent) if isinstance(percent, int | float) else None,
+                        str(event["message"]) if event.get("message") else None,
+                    )
                 if event.get("failed"):
                     raise SpawnFailed(
                         f"server of {user} failed to start: {event.get('message', '')}"

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from runtime.outgoing import OutgoingMessage
 from schemas.events import CloudEvent, EventKind
+from schemas.lifecycle import CommandProgress, ProgressPhase, StopReason
 from schemas.versions import NotebookSummary, StoredVersion
 from schemas.workspaces import Workspace
 
@@ -36,6 +37,78 @@ class ServerState:
     url: str | None
 
 
+@dataclass(frozen=True)
+class RunningServer:
+    """One Hub user's default server in the Hub's list of active servers."""
+
+    user: str
+    ready: bool
+    pending: str | None
+    started: datetime | None
+
+
+@dataclass(frozen=True)
+class FlushReport:
+    """What the JupyterLab pages open on a server did when asked to save: how many were
+    connected, how many answered, and the notebooks they saved."""
+
+    pages: int
+    reported: int
+    saved: tuple[str, ...]
+
+
+class SpawnObserver(Protocol):
+    """Told what happens while a server is brought up for a command."""
+
+    async def waiting_for_slot(self, position: int) -> None:
+        """Every spawn slot is taken; this spawn is ``position`` in line (1 = next)."""
+        ...
+
+    async def starting(self) -> None:
+        """The Hub was asked to start the server."""
+        ...
+
+    async def spawning(self, percent: int | None, message: str | None) -> None:
+        """The Hub reported spawn progress."""
+        ...
+
+    async def ready(self, url: str, seconds: float | None) -> None:
+        """The server is ready (``seconds`` since the start request, if this spawn
+        started it)."""
+        ...
+
+    async def spawn_failed(self, reason: str) -> None:
+        """The Hub reported that the spawn failed."""
+        ...
+
+
+class CommandObserver(SpawnObserver, Protocol):
+    """Told what a running command does: its progress and the server's lifecycle."""
+
+    async def progress(
+        self,
+        phase: ProgressPhase,
+        *,
+        message: str | None = None,
+        position: int | None = None,
+        percent: int | None = None,
+    ) -> None:
+        """The command entered ``phase``."""
+        ...
+
+    async def stopping(self, reason: StopReason) -> None:
+        """The server is about to be stopped."""
+        ...
+
+    async def stopped(self, reason: StopReason, *, was_running: bool) -> None:
+        """The server was stopped (or was found not running)."""
+        ...
+
+    async def cull_called_off(self) -> None:
+        """A scheduled cull did not happen (the user came back, or nothing runs)."""
+        ...
+
+
 class HubPort(Protocol):
     """Users and servers on the Hub. Transient Hub failures raise ``TransientError``."""
 
@@ -47,11 +120,21 @@ class HubPort(Protocol):
         """Create the user if missing; True if it was created now."""
         ...
 
-    async def start_server(self, user: str, known: ServerState | None = None) -> str:
+    async def start_server(
+        self,
+        user: str,
+        known: ServerState | None = None,
+        observer: SpawnObserver | None = None,
+    ) -> str:
         """Start the server unless running and wait until ready; return its URL path.
 
-        ``known`` saves a Hub call when the caller has just read the state.
+        ``known`` saves a Hub call when the caller has just read the state;
+        ``observer`` hears the wait for a slot, the spawn's progress and its end.
         """
+        ...
+
+    async def running_servers(self) -> list[RunningServer]:
+        """Every user's default server the Hub has running or pending."""
         ...
 
     async def stop_server(self, user: str) -> bool:
@@ -84,6 +167,18 @@ class ContentsPort(NotebookReader, Protocol):
 
     async def write_notebook(self, user: str, path: str, content: dict[str, Any]) -> None:
         """Write ``content`` (an nbformat dict) at ``path``, replacing what is there."""
+        ...
+
+    async def last_activity(self, user: str) -> datetime | None:
+        """The server's own last user activity; None if it does not answer."""
+        ...
+
+    async def open_notebooks(self, user: str) -> list[str]:
+        """Paths of the notebooks with a kernel session on the server."""
+        ...
+
+    async def flush_pages(self, user: str, timeout_seconds: float) -> FlushReport:
+        """Ask the open JupyterLab pages to save their unsaved notebooks."""
         ...
 
     async def new_untitled(self, user: str, folder: str) -> str:
@@ -243,6 +338,10 @@ class CommandLog(Protocol):
         ``begin_attempt`` returned), if any."""
         ...
 
+    async def set_progress(self, command_id: uuid.UUID, progress: CommandProgress) -> None:
+        """Show ``progress`` in the view of an unfinished command."""
+        ...
+
     async def requeued(self, command_id: uuid.UUID) -> None:
         """The command waits for another attempt: back to ``accepted``."""
         ...
@@ -283,6 +382,10 @@ class OutboxPort(Protocol):
 
     async def claim_stale(self, older_than: timedelta, limit: int) -> list[OutgoingMessage]:
         """Messages unpublished for ``older_than``, claimed for the caller."""
+        ...
+
+    async def add(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Record messages no outcome commits, for the relay if publishing fails."""
         ...
 
     async def remove(self, message_ids: Sequence[str]) -> None:

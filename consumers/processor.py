@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
@@ -24,7 +25,14 @@ from pydantic import ValidationError
 from consumers.errors import PermanentError, TransientError
 from consumers.event_publisher import EventPublisher
 from consumers.handlers import HANDLERS, CommandContext, Handler, Ports
-from consumers.ports import CommandLog, InboundMessage, OutboxPort, WorkspaceDirectory
+from consumers.lifecycle import QuietObserver
+from consumers.ports import (
+    CommandLog,
+    CommandObserver,
+    InboundMessage,
+    OutboxPort,
+    WorkspaceDirectory,
+)
 from consumers.redelivery import Redelivery, attempt_of
 from consumers.relay import OutboxDelivery
 from consumers.user_locks import UserLocks
@@ -38,11 +46,19 @@ from runtime.metrics import (
 )
 from schemas import topology as t
 from schemas.commands import CommandMessage, CommandType, utcnow
-from schemas.workspaces import workspace_name
+from schemas.lifecycle import ProgressPhase
+from schemas.workspaces import Workspace, workspace_name
 
 log = structlog.get_logger(__name__)
 ORDER_BARRIER_WINDOW = timedelta(minutes=10)
 REQUEUE_PAUSE_SECONDS = 1.0
+# Makes the observer of one running command (its progress, its server's lifecycle).
+ObserverFactory = Callable[[CommandMessage, Workspace], CommandObserver]
+
+
+def quiet_observers(_message: CommandMessage, _workspace: Workspace) -> CommandObserver:
+    """An :data:`ObserverFactory` whose observers record and announce nothing."""
+    return QuietObserver()
 
 
 class CommandProcessor:
@@ -62,7 +78,9 @@ class CommandProcessor:
         handlers: dict[CommandType, Handler] | None = None,
         requeue_pause_seconds: float = REQUEUE_PAUSE_SECONDS,
         failpoints: Failpoints | None = None,
+        observers: ObserverFactory = quiet_observers,
     ) -> None:
+        self._observers = observers
         self._ports = ports
         self._commands = commands
         self._workspaces = workspaces
@@ -123,21 +141,28 @@ class CommandProcessor:
                 await self._outbox.of_cause(message.id), source="redelivery"
             )
             return
+        workspace = await self._workspaces.ensure(message.app, message.user)
+        observer = self._observers(message, workspace)
         earlier = await self._commands.earlier_unfinished(record)
         if earlier is not None and utcnow() - earlier.updated_at < ORDER_BARRIER_WINDOW:
             log.info("deferred behind an earlier command", earlier=str(earlier.id))
             await self._commands.requeued(message.id)
+            await observer.progress(
+                ProgressPhase.QUEUED, message=f"behind the user's earlier command {earlier.id}"
+            )
             await self._redelivery.retry_later(
                 incoming, t.RETRY_DELAYS_SECONDS[0], attempt=attempt_of(incoming)
             )
             return
-        await self._run(incoming, message)
+        await self._run(
+            incoming, message, CommandContext(message.id, workspace.name, message.app, observer)
+        )
 
-    async def _run(self, incoming: InboundMessage, message: CommandMessage) -> None:
+    async def _run(
+        self, incoming: InboundMessage, message: CommandMessage, context: CommandContext
+    ) -> None:
         started, started_at = time.monotonic(), utcnow()
         command_type = message.command.type
-        workspace = await self._workspaces.ensure(message.app, message.user)
-        context = CommandContext(message.id, workspace.name, message.app)
         try:
             outcome = await self._handlers[command_type](message.command, self._ports, context)
         except TransientError as exc:

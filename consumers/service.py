@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,28 +20,36 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from consumers.contents_client import ContentsClient
+from consumers.culler import Culler, Policy
 from consumers.event_publisher import EventPublisher
 from consumers.handlers import Ports
 from consumers.health_server import ReadinessProbe, serve_health
 from consumers.hub_client import HubClient
+from consumers.lifecycle import Announcer, CommandLifecycle
 from consumers.notifications import NotificationProcessor
+from consumers.ports import CommandObserver
 from consumers.processor import CommandProcessor
 from consumers.redelivery import Redelivery
 from consumers.relay import OutboxDelivery, Relay, RelayPolicy
 from consumers.router import MessageRouter
 from consumers.user_locks import UserLocks
 from runtime.bus.lifecycle import confirmed_bus
+from runtime.db.apps import AppStore
 from runtime.db.commands import CommandStore
 from runtime.db.engine import create_schema, make_engine, make_sessionmaker
+from runtime.db.leases import JobLeases
 from runtime.db.notebooks import NotebookStore
 from runtime.db.outbox import Outbox
+from runtime.db.servers import ServerStore
 from runtime.db.spawn_slots import SpawnSlots
 from runtime.db.workspaces import WorkspaceStore
 from runtime.failpoints import Failpoints
 from runtime.settings import ConsumerSettings
 from schemas import topology as t
+from schemas.commands import CommandMessage
 from schemas.launch_codes import launch_link_issuer
 from schemas.topology import Partitioning
+from schemas.workspaces import Workspace
 
 log = structlog.get_logger(__name__)
 SPAWN_LEASE_MARGIN_SECONDS = 30.0
@@ -54,10 +63,12 @@ def home_partitions(partitions: int, index: int, count: int) -> list[int]:
 
 @dataclass(frozen=True)
 class ConsumerRuntime:
-    """The wired message router, the relay, and the broker connection they publish on."""
+    """The wired message router, the relay, the culler, and the broker connection they
+    publish on."""
 
     router: MessageRouter
     relay: Relay
+    culler: Culler
     connection: AbstractRobustConnection
 
 
@@ -104,6 +115,7 @@ async def consumer_runtime(
             hub_public_url=settings.hub_public_url,
             inline_content_max_bytes=settings.inline_content_max_bytes,
             launch_links=launch_link_issuer(settings),
+            flush_timeout_seconds=settings.flush_timeout_seconds,
         )
         events = EventPublisher(publisher)
         redelivery = Redelivery(publisher)
@@ -111,6 +123,13 @@ async def consumer_runtime(
         workspaces = WorkspaceStore(sessions)
         command_log = CommandStore(sessions)
         outbox = Outbox(engine)
+        delivery = OutboxDelivery(publisher, outbox)
+        announcer = Announcer(events, outbox, delivery)
+        servers = ServerStore(sessions)
+
+        def observer(message: CommandMessage, workspace: Workspace) -> CommandObserver:
+            return CommandLifecycle(message, workspace, announcer, command_log, servers)
+
         commands = CommandProcessor(
             ports,
             command_log,
@@ -119,8 +138,25 @@ async def consumer_runtime(
             redelivery,
             locks,
             outbox,
-            OutboxDelivery(publisher, outbox),
+            delivery,
             failpoints=Failpoints.from_setting(settings.failpoints),
+            observers=observer,
+        )
+        culler = Culler(
+            hub=hub,
+            contents=ports.contents,
+            servers=servers,
+            workspaces=workspaces,
+            apps=AppStore(sessions),
+            commands=command_log,
+            publisher=publisher,
+            leases=JobLeases(sessions),
+            announcer=announcer,
+            defaults=Policy(
+                settings.idle_timeout_seconds, settings.max_age_seconds, settings.cull_grace_seconds
+            ),
+            interval=timedelta(seconds=settings.cull_interval_seconds),
+            holder=f"{name}:{uuid.uuid4().hex[:8]}",
         )
         relay = Relay(_relay_policy(settings), outbox, command_log, publisher)
         notifications = NotificationProcessor(
@@ -136,7 +172,7 @@ async def consumer_runtime(
             {t.KIND_COMMAND: commands, t.KIND_NOTIFICATION: notifications}, redelivery
         )
         try:
-            yield ConsumerRuntime(router, relay, connection)
+            yield ConsumerRuntime(router, relay, culler, connection)
         finally:
             await engine.dispose()
 
@@ -189,6 +225,7 @@ async def run_consumer(
         await _subscribe(channel, router, [queues[p] for p in home])
         subscribed.set()
         relay = asyncio.create_task(runtime.relay.run(stop), name="relay")
+        culler = asyncio.create_task(runtime.culler.run(stop), name="culler")
         log.info(
             "spawn limit shared by all consumers", spawn_concurrency=settings.spawn_concurrency
         )
@@ -201,4 +238,5 @@ async def run_consumer(
         log.info("consumer running", home=home)
         await stop.wait()
         await relay
+        await culler
         await channel.close()

@@ -198,13 +198,13 @@ def _spawner_lines(config: HubConfig, venv_bin: Path) -> list[str]:
     if accounts is None:  # every server as the Hub's own account: no isolation
         home_template = str(config.state_dir.resolve() / "home" / "{username}")
         return [
-            'c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"',
+            'c.JupyterHub.spawner_class = "hub_service.spawners.ProgressSimpleLocalProcessSpawner"',
             f"c.SimpleLocalProcessSpawner.home_dir_template = {home_template!r}",
             f"c.Spawner.cmd = {[str(venv_bin / 'jupyterhub-singleuser')]!r}",
         ]
     singleuser = accounts.singleuser_venv / "bin" / "jupyterhub-singleuser"
     return [
-        'c.JupyterHub.spawner_class = "jupyterhub.spawner.LocalProcessSpawner"',
+        'c.JupyterHub.spawner_class = "hub_service.spawners.ProgressLocalProcessSpawner"',
         f"c.Spawner.cmd = {[str(singleuser)]!r}",
         f"from {ACCOUNTS_HOOK.rsplit('.', 1)[0]} import {ACCOUNTS_HOOK.rsplit('.', 1)[1]}",
         f"c.Spawner.pre_spawn_hook = {ACCOUNTS_HOOK.rsplit('.', 1)[1]}"

@@ -24,8 +24,10 @@ ORCHESTRATOR_SCOPES = [
     "start:servers",
     # DELETE /users/{name}/server (stop-server).
     "delete:servers",
-    # GET /users/{name}: the "servers" field of the user model (readiness, pending).
+    # GET /users/{name}: the "servers" field of the user model (readiness, pending);
+    # with list:users (part of admin:users) GET /users?state=active, the culler's list.
     "read:servers",
-    # /user/{name}/api/contents/...: the contents API of the user's server.
+    # /user/{name}/api/contents/...: the contents API of the user's server; also its
+    # /api/status, /api/sessions and the embed bridge's flush (culling).
     "access:servers",
 ]

@@ -80,6 +80,12 @@ def _keys(args: argparse.Namespace) -> int:
     return asyncio.run(run_keys(_operator(CommonSettings), args))
 
 
+def _servers(args: argparse.Namespace) -> int:
+    from orchestrator.operator.servers import run_servers
+
+    return asyncio.run(run_servers(_operator(CommonSettings), args))
+
+
 def _dead_letters(args: argparse.Namespace) -> int:
     from orchestrator.operator.dead_letters import run_dead_letters
 
@@ -130,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id or prefix")
     revoke.add_argument("key")
     keys.set_defaults(fn=_keys)
+
+    servers = sub.add_parser("servers", help="running servers, their culls; apps' cull policy")
+    servers.add_argument("--json", action="store_true", help="JSON rows for scripts")
+    servers_sub = servers.add_subparsers(dest="action")
+    listing = servers_sub.add_parser("list", help="servers running (and culls scheduled)")
+    listing.add_argument("--all", action="store_true", help="also servers seen stopped")
+    policy = servers_sub.add_parser("policy", help="show or set an app's culling policy")
+    policy.add_argument("app")
+    policy.add_argument("--idle-timeout", type=int, help="seconds without activity (0: off)")
+    policy.add_argument("--max-age", type=int, help="seconds since start (0: off)")
+    policy.add_argument("--grace", type=int, help="seconds from the warning to the cull")
+    servers.set_defaults(fn=_servers, action="list", all=False)
 
     dead = sub.add_parser("dead-letters", help="list, show, replay or purge dead letters")
     dead.add_argument("--json", action="store_true", help="JSON rows for scripts")

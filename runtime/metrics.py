@@ -87,6 +87,22 @@ HUB_CALL_SECONDS = Histogram(
 SPAWN_SECONDS = Histogram(
     "orch_spawn_seconds", "Time until a user's server was ready", buckets=_SPAWN_BUCKETS
 )
+SPAWN_WAITING = Gauge(
+    "orch_spawn_waiting",
+    "Spawns of this process standing in line for a spawn slot",
+)
+SERVERS_RUNNING = Gauge(
+    "orch_servers_running",
+    "Servers of each app running, as the culler last saw them (set by the consumer "
+    "that holds the culler's lease; others report none)",
+    ["app"],
+)
+SERVERS_CULLED = Counter(
+    "orch_servers_culled_total", "Servers the orchestrator culled, by reason", ["reason"]
+)
+SERVERS_STOPPED = Counter(
+    "orch_servers_stopped_total", "Servers seen to stop, by reason", ["reason"]
+)
 PUBLISH_CONFIRM_SECONDS = Histogram(
     "orch_publish_confirm_seconds",
     "Publish-to-confirm latency",

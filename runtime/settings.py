@@ -78,6 +78,14 @@ class ConsumerSettings(CommonSettings, LaunchSettings):
     relay_max_attempts: int = Field(default=25, ge=1)
     # orch_commands_waiting counts accepted commands untouched for longer than this
     waiting_report_seconds: float = Field(default=90.0, gt=0)
+    # Culling (consumers/culler.py): how often one consumer looks, and the policy of
+    # apps that set none of their own (0 turns a rule off). Before a server stops, its
+    # open pages get flush_timeout_seconds to save their notebooks.
+    cull_interval_seconds: float = Field(default=30.0, gt=0)
+    idle_timeout_seconds: int = Field(default=3600, ge=0)
+    max_age_seconds: int = Field(default=0, ge=0)
+    cull_grace_seconds: int = Field(default=300, ge=0)
+    flush_timeout_seconds: float = Field(default=5.0, ge=0, le=30)
     # Fault tests only: named points where the process dies as if killed (runtime/failpoints.py).
     failpoints: str = ""
 

@@ -138,6 +138,7 @@ BusCommand = Annotated[
     | CullServer,
     Field(discriminator="type"),
 ]
+BUS_COMMAND_ADAPTER: TypeAdapter[BusCommand] = TypeAdapter(BusCommand)
 INTERNAL_COMMAND_TYPES = frozenset({CommandType.CULL_SERVER})
 
 

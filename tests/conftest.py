@@ -55,7 +55,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, demo_port: int) -> Iterator[
     """The shared stack: two consumers, hub service, four partitions."""
     state: Path = tmp_path_factory.mktemp("stack")
     options = StackOptions(
-        consumers=2, hub_service=True, app_origins=[f"http://127.0.0.1:{demo_port}"]
+        consumers=2,
+        hub_service=True,
+        app_origins=[f"http://127.0.0.1:{demo_port}"],
+        # the culler looks often; apps other than the culling tests' keep the default
+        # policy (an hour idle), longer than the whole session
+        extra_env={"ORCH_CULL_INTERVAL_SECONDS": "2"},
     )
     local = LocalStack(state, options)
     local.start()

@@ -73,6 +73,7 @@ def command_view(request: web.Request, record: CommandRecord | NewCommand) -> di
         "attempts": record.attempts,
         "result": record.result,
         "error": record.error,
+        "progress": record.progress,
         "correlation_id": record.correlation_id,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from runtime.db.models import CommandStatus
 from schemas.commands import CommandType
 from schemas.events import SaveOrigin
+from schemas.lifecycle import CommandProgress
 
 
 class _Closed(BaseModel):
@@ -65,6 +66,23 @@ class StopServerResult(_Closed):
     user: str
     stopped: bool = Field(description="Always true: the server is not running any more")
     was_running: bool
+    kept: list[str] = Field(
+        default_factory=list,
+        description="Open notebooks whose latest content was stored before the stop",
+    )
+
+
+class CullServerResult(_Closed):
+    """The result of the orchestrator's own ``cull-server`` (an idle or old server)."""
+
+    user: str
+    culled: bool = Field(description="False when the user came back or nothing ran")
+    reason: Literal["idle", "max_age"] | None = None
+    why: str | None = Field(default=None, description="Why not culled")
+    kept: list[str] = Field(
+        default_factory=list,
+        description="Open notebooks whose latest content was stored before the stop",
+    )
 
 
 class CreateNotebookResult(_Closed):
@@ -117,6 +135,7 @@ RESULT_MODELS: dict[CommandType, type[BaseModel]] = {
     CommandType.RESTORE: RestoreNotebookResult,
     CommandType.SAVE: SaveNotebookResult,
     CommandType.OPEN: OpenNotebookResult,
+    CommandType.CULL_SERVER: CullServerResult,
 }
 
 CommandResult = (
@@ -127,6 +146,7 @@ CommandResult = (
     | RestoreNotebookResult
     | SaveNotebookResult
     | OpenNotebookResult
+    | CullServerResult
 )
 
 
@@ -161,9 +181,15 @@ class CommandView(_Closed):
         description="Set when succeeded: the result model named after the command type "
         "(ensure-user → EnsureUserResult, start-server → StartServerResult, stop-server → "
         "StopServerResult, create → CreateNotebookResult, restore → RestoreNotebookResult, "
-        "save → SaveNotebookResult, open → OpenNotebookResult)"
+        "save → SaveNotebookResult, open → OpenNotebookResult, cull-server → "
+        "CullServerResult)"
     )
     error: CommandError | None = Field(description="Set when failed")
+    progress: CommandProgress | None = Field(
+        description="While it runs: queued (behind the user's earlier commands), "
+        "waiting_for_spawn_slot (position in line), spawning (the Hub's percent and "
+        "message), writing; done once finished; null before a consumer took it"
+    )
     correlation_id: str
     created_at: datetime
     updated_at: datetime

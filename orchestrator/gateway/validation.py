@@ -15,9 +15,10 @@ from pydantic_core import ErrorDetails
 
 from runtime.http_errors import ApiError
 from runtime.strict_json import NotStrictJson, loads_strict
-from schemas.commands import COMMAND_ADAPTER, Command, CommandType
+from schemas.commands import COMMAND_ADAPTER, INTERNAL_COMMAND_TYPES, Command, CommandType
 
-COMMAND_TYPES = tuple(t.value for t in CommandType)
+# what apps may send (the orchestrator's own commands, such as cull-server, are not)
+COMMAND_TYPES = tuple(t.value for t in CommandType if t not in INTERNAL_COMMAND_TYPES)
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 _IDEMPOTENCY_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # pydantic prefixes these location parts for unions and wrapped validators

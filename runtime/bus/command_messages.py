@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from runtime.outgoing import OutgoingMessage
-from schemas.commands import COMMAND_ADAPTER, Command, CommandMessage
+from schemas.commands import BUS_COMMAND_ADAPTER, BusCommand, CommandMessage
 from schemas.topology import (
     COMMANDS_EXCHANGE,
     HEADER_COMMAND_ID,
@@ -29,7 +29,7 @@ def command_message(
     app: str,
     correlation_id: str,
     accepted_at: datetime,
-    command: Command,
+    command: BusCommand,
 ) -> OutgoingMessage:
     """The message that asks a consumer to perform ``command``.
 
@@ -74,5 +74,5 @@ def stored_command_message(
         app=app,
         correlation_id=correlation_id,
         accepted_at=accepted_at,
-        command=COMMAND_ADAPTER.validate_python(payload),
+        command=BUS_COMMAND_ADAPTER.validate_python(payload),
     )

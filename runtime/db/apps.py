@@ -35,6 +35,15 @@ class AppIdentity:
 
 
 @dataclass(frozen=True)
+class CullPolicy:
+    """An app's culling policy as configured (None: the consumers' default; 0: off)."""
+
+    idle_timeout_seconds: int | None = None
+    max_age_seconds: int | None = None
+    cull_grace_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class IssuedKey:
     """A freshly issued key: the only time the plain key is seen."""
 
@@ -85,6 +94,32 @@ class AppStore:
             app = row[1]
             types = frozenset(app.allowed_types) if app.allowed_types is not None else None
             return AppIdentity(app.name, types, app.user_prefix)
+
+    async def set_cull_policy(self, app: str, policy: CullPolicy) -> bool:
+        """Set the given fields of ``app``'s culling policy (None leaves one as it is);
+        False if there is no such app."""
+        async with self._sessions() as session:
+            record = await session.get(App, app)
+            if record is None:
+                return False
+            if policy.idle_timeout_seconds is not None:
+                record.idle_timeout_seconds = policy.idle_timeout_seconds
+            if policy.max_age_seconds is not None:
+                record.max_age_seconds = policy.max_age_seconds
+            if policy.cull_grace_seconds is not None:
+                record.cull_grace_seconds = policy.cull_grace_seconds
+            session.add(record)
+            await session.commit()
+            return True
+
+    async def cull_policies(self) -> dict[str, CullPolicy]:
+        """Every app's culling policy, by app name."""
+        async with self._sessions() as session:
+            apps = (await session.exec(select(App))).all()
+            return {
+                a.name: CullPolicy(a.idle_timeout_seconds, a.max_age_seconds, a.cull_grace_seconds)
+                for a in apps
+            }
 
     async def list_keys(self) -> list[dict[str, str | None]]:
         """Every key with its app, prefix and dates (never the key or its hash)."""

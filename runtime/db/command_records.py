@@ -39,6 +39,7 @@ class NewCommand:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     finished_at: datetime | None = None
+    progress: dict[str, Any] | None = None
 
     @property
     def updated_at(self) -> datetime:
@@ -63,6 +64,7 @@ class NewCommand:
             "created_at": self.created_at,
             "updated_at": self.created_at,
             "finished_at": self.finished_at,
+            "progress": self.progress,
         }
 
     def as_record(self) -> CommandRecord:

@@ -21,6 +21,7 @@ from runtime.db.models import UNFINISHED_STATUSES, CommandRecord, CommandStatus
 from runtime.db.outbox import OUTBOX_TABLE, outbox_rows
 from runtime.outgoing import OutgoingMessage
 from schemas.commands import utcnow
+from schemas.lifecycle import CommandProgress, ProgressPhase
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,15 @@ _FINISH = (
         status=bindparam("status", type_=_C.status.type),
         result=bindparam("result", type_=_C.result.type),
         error=bindparam("error", type_=_C.error.type),
+        progress=bindparam("progress", type_=_C.progress.type),
         updated_at=_NOW,
         finished_at=_NOW,
     )
+)
+_SET_PROGRESS = (
+    update(COMMAND_TABLE)
+    .where(_UNFINISHED)
+    .values(progress=bindparam("progress", type_=_C.progress.type))
 )
 _EARLIER_UNFINISHED = (
     COMMAND_TABLE.select()
@@ -205,14 +212,19 @@ class CommandStore:
 
         Idempotent: a second finish changes nothing and records no message (the first
         one's are in the outbox already). The messages stay in the outbox until the
-        caller (or the relay) has them confirmed by the broker.
+        caller (or the relay) has them confirmed by the broker. Its progress becomes
+        ``done``.
         """
+        now = utcnow()
         parameters = {
             "command_id": command_id,
             "status": status.value,
             "result": result,
             "error": error,
-            "now": utcnow(),
+            "now": now,
+            "progress": CommandProgress(phase=ProgressPhase.DONE, updated_at=now).model_dump(
+                mode="json"
+            ),
         }
         if not outbox:
             return await self._update_unfinished(_FINISH, parameters)
@@ -276,6 +288,15 @@ class CommandStore:
             await connection.execute(statement, parameters)
             found = await connection.execute(_BY_ID, {"command_id": parameters["command_id"]})
             return record_of_row(found.first())
+
+    async def set_progress(self, command_id: uuid.UUID, progress: CommandProgress) -> None:
+        """Show ``progress`` in the view of an unfinished command (a finished one keeps
+        ``done``). Does not touch ``updated_at``, which the relay's staleness reads."""
+        async with self._autocommit.connect() as connection:
+            await connection.execute(
+                _SET_PROGRESS,
+                {"command_id": command_id, "progress": progress.model_dump(mode="json")},
+            )
 
     async def requeued(self, command_id: uuid.UUID) -> None:
         """The command waits in a retry queue: back to ``accepted``."""

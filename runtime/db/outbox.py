@@ -95,6 +95,14 @@ class Outbox:
             rows = (await connection.execute(claim)).all()
         return [_message(row) for row in rows]
 
+    async def add(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Record messages that no outcome commits (e.g. ``server.*`` events as they
+        happen), so that the relay publishes them if the caller cannot."""
+        if not messages:
+            return
+        async with self._engine.begin() as connection:
+            await connection.execute(OUTBOX_TABLE.insert(), outbox_rows(messages))
+
     async def remove(self, message_ids: Sequence[str]) -> None:
         """Forget messages the broker confirmed."""
         if not message_ids:

@@ -5,7 +5,15 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from schemas.commands import COMMAND_ADAPTER, CommandMessage, CommandType, CreateNotebook, utcnow
+from schemas.commands import (
+    BUS_COMMAND_ADAPTER,
+    COMMAND_ADAPTER,
+    INTERNAL_COMMAND_TYPES,
+    CommandMessage,
+    CommandType,
+    CreateNotebook,
+    utcnow,
+)
 
 
 def test_every_command_type_validates() -> None:
@@ -20,7 +28,14 @@ def test_every_command_type_validates() -> None:
         {"type": "open", "user": "a", "path": "x.ipynb"},
     ]
     seen = {COMMAND_ADAPTER.validate_python(b).type for b in bodies}
-    assert seen == set(CommandType)
+    assert seen == set(CommandType) - INTERNAL_COMMAND_TYPES
+
+
+def test_apps_cannot_send_the_orchestrators_own_commands() -> None:
+    cull = {"type": "cull-server", "user": "a", "reason": "idle", "scheduled_at": utcnow()}
+    assert BUS_COMMAND_ADAPTER.validate_python(cull).type == CommandType.CULL_SERVER
+    with pytest.raises(ValidationError):
+        COMMAND_ADAPTER.validate_python(cull)
 
 
 def test_unknown_fields_rejected() -> None:

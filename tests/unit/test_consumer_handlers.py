@@ -15,7 +15,7 @@ import pytest
 from consumers.errors import ConflictError, InvalidNotebook, NotFoundError
 from consumers.handlers import HANDLERS, CommandContext, Outcome, Ports
 from consumers.notebook_codec import canonicalise, empty_notebook
-from consumers.ports import ServerState
+from consumers.ports import FlushReport, ServerState
 from schemas import commands as c
 from schemas.events import EventKind, SaveOrigin
 from schemas.versions import StoredVersion
@@ -40,7 +40,9 @@ class FakeHub:
         self.users.add(user)
         return created
 
-    async def start_server(self, user: str, known: ServerState | None = None) -> str:
+    async def start_server(
+        self, user: str, known: ServerState | None = None, observer: object = None
+    ) -> str:
         if known is not None and known.ready and known.url:
             return known.url
         self.calls.append("start")
@@ -93,6 +95,18 @@ class FakeContents:
         assert not parent or (user, parent) in self.folders, "parent folder missing"
         self.files[(user, path)] = content
         self.writes += 1
+
+    async def last_activity(self, user: str) -> datetime | None:
+        self._need_server(user)
+        return None
+
+    async def open_notebooks(self, user: str) -> list[str]:
+        self._need_server(user)
+        return []
+
+    async def flush_pages(self, user: str, timeout_seconds: float) -> FlushReport:
+        self._need_server(user)
+        return FlushReport(pages=0, reported=0, saved=())
 
     async def new_untitled(self, user: str, folder: str) -> str:
         self._need_server(user)

@@ -11,7 +11,7 @@ from orchestrator.gateway.app import create_app
 from orchestrator.gateway.openapi import build_openapi
 from orchestrator.gateway.openapi_models import RESULT_MODELS
 from runtime.settings import GatewaySettings
-from schemas.commands import CommandType
+from schemas.commands import INTERNAL_COMMAND_TYPES, CommandType
 from schemas.names import USERNAME_PATTERN
 
 _V1, _V2 = "7f1c2a4e-0b0d-4c55-9a51-3f2b6f0e9d11", "0c8d3b52-52a4-4f0e-8d0c-6a1f5e7b2c33"
@@ -41,7 +41,9 @@ RESULTS: dict[str, dict[str, Any]] = {
         "launch_url": "http://hub.test/hub/launch?code=x",
         "expires_at": _NOW,
     },
+    "cull-server": {"user": "alice", "culled": True, "reason": "idle", "kept": ["a.ipynb"]},
 }
+APP_COMMAND_TYPES = [kind for kind in CommandType if kind not in INTERNAL_COMMAND_TYPES]
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,7 @@ def _view(kind: str, **fields: Any) -> dict[str, Any]:
         "updated_at": _NOW,
         "finished_at": _NOW,
         "status_url": f"http://127.0.0.1:8040/v1/commands/{_V2}",
+        "progress": {"phase": "done", "updated_at": _NOW},
         **fields,
     }
 
@@ -92,7 +95,7 @@ def test_every_route_of_the_app_is_documented(document: dict[str, Any]) -> None:
 
 def test_command_bodies_follow_the_pydantic_models(document: dict[str, Any]) -> None:
     validator = Draft202012Validator(_command_schema(document))
-    for kind in CommandType:
+    for kind in APP_COMMAND_TYPES:
         body: dict[str, Any] = {"type": kind.value, "user": "alice"}
         if kind in (CommandType.SAVE, CommandType.OPEN, CommandType.RESTORE, CommandType.CREATE):
             body["path"] = "work/a.ipynb"
@@ -138,7 +141,7 @@ def test_every_command_model_keeps_type_and_user_for_client_generators(
     schemas = document["components"]["schemas"]
     union = schemas["Command"]
     assert union["discriminator"]["propertyName"] == "type"
-    assert len(union["oneOf"]) == len(CommandType) == len(union["discriminator"]["mapping"])
+    assert len(union["oneOf"]) == len(APP_COMMAND_TYPES) == len(union["discriminator"]["mapping"])
     for kind, ref in union["discriminator"]["mapping"].items():
         model = schemas[ref.rsplit("/", 1)[1]]
         assert {"oneOf", "anyOf", "allOf"}.isdisjoint(model), kind
@@ -170,7 +173,11 @@ def test_results_and_errors_are_typed_per_command_type(document: dict[str, Any])
     validator = Draft202012Validator(_schema(document, "CommandView"))
     for kind, result in RESULTS.items():
         assert validator.is_valid(_view(kind)), list(validator.iter_errors(_view(kind)))
-        assert validator.is_valid(_view(kind, status="running", result=None, finished_at=None))
+        running = {"phase": "spawning", "percent": 50, "message": "m", "updated_at": _NOW}
+        assert validator.is_valid(
+            _view(kind, status="running", result=None, finished_at=None, progress=running)
+        )
+        assert not validator.is_valid(_view(kind, progress={**running, "percent": 101}))
         for other, wrong in RESULTS.items():
             if other != kind:  # another type's result: not this command's
                 assert not validator.is_valid(_view(kind, result=wrong)), (kind, other)

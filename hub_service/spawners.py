@@ -1,0 +1,54 @@
+"""Local-process spawners that report their progress to the Hub's progress stream.
+
+JupyterHub's progress stream (``GET /users/{name}/server/progress``) shows what the
+spawner's ``progress()`` yields between "Server requested" and "ready"; the stock
+local spawners yield nothing, so a client sees 0 % and then ready. These report what
+really happens: the server process started, then the wait for it to answer HTTP
+(the Hub stops reading the generator the moment the server is up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from jupyterhub.spawner import LocalProcessSpawner, SimpleLocalProcessSpawner
+
+STARTED_PERCENT = 40
+WAIT_STEP_SECONDS = 0.5
+WAIT_PERCENT_STEP = 5
+MAX_WAIT_PERCENT = 95
+
+
+async def _local_progress(spawner: Any) -> AsyncIterator[dict[str, Any]]:
+    """Progress events of a local spawn: process started, then waiting for the server."""
+    requested = time.monotonic()
+    while not getattr(spawner, "pid", 0):  # start() has not launched the process yet
+        await asyncio.sleep(0.1)
+    yield {"progress": STARTED_PERCENT, "message": f"Server process started (pid {spawner.pid})"}
+    percent = STARTED_PERCENT
+    while True:  # the Hub waits for the server to answer; it stops iterating once up
+        await asyncio.sleep(WAIT_STEP_SECONDS)
+        percent = min(MAX_WAIT_PERCENT, percent + WAIT_PERCENT_STEP)
+        waited = time.monotonic() - requested
+        yield {"progress": percent, "message": f"Waiting for the server to answer ({waited:.1f} s)"}
+
+
+class ProgressLocalProcessSpawner(LocalProcessSpawner):  # type: ignore[misc]
+    """``LocalProcessSpawner`` (a system account per user) with real progress events."""
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        """See the module docstring."""
+        async for event in _local_progress(self):
+            yield event
+
+
+class ProgressSimpleLocalProcessSpawner(SimpleLocalProcessSpawner):  # type: ignore[misc]
+    """``SimpleLocalProcessSpawner`` (one account for all) with real progress events."""
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        """See the module docstring."""
+        async for event in _local_progress(self):
+            yield event
