@@ -22,33 +22,43 @@ WAIT_PERCENT_STEP = 5
 MAX_WAIT_PERCENT = 95
 
 
-async def _local_progress(spawner: Any) -> AsyncIterator[dict[str, Any]]:
-    """Progress events of a local spawn: process started, then waiting for the server."""
-    requested = time.monotonic()
-    while not getattr(spawner, "pid", 0):  # start() has not launched the process yet
-        await asyncio.sleep(0.1)
-    yield {"progress": STARTED_PERCENT, "message": f"Server process started (pid {spawner.pid})"}
-    percent = STARTED_PERCENT
-    while True:  # the Hub waits for the server to answer; it stops iterating once up
-        await asyncio.sleep(WAIT_STEP_SECONDS)
-        percent = min(MAX_WAIT_PERCENT, percent + WAIT_PERCENT_STEP)
-        waited = time.monotonic() - requested
-        yield {"progress": percent, "message": f"Waiting for the server to answer ({waited:.1f} s)"}
+class _LaunchProgress:
+    """Progress for a local spawner: ``start()`` marks when the process is launched."""
+
+    _launched: asyncio.Event | None = None
+
+    def _launch_event(self) -> asyncio.Event:
+        if self._launched is None:
+            self._launched = asyncio.Event()
+        return self._launched
+
+    async def start(self) -> Any:
+        """Launch the server process (the local spawner's start), then mark it launched."""
+        self._launch_event().clear()
+        launched = await super().start()  # type: ignore[misc]
+        self._launch_event().set()
+        return launched
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        """Process launched, then waiting for the server to answer."""
+        requested = time.monotonic()
+        await self._launch_event().wait()
+        pid = getattr(self, "pid", 0)
+        yield {"progress": STARTED_PERCENT, "message": f"Server process started (pid {pid})"}
+        percent = STARTED_PERCENT
+        while True:  # the Hub waits for the server to answer; it stops iterating once up
+            await asyncio.sleep(WAIT_STEP_SECONDS)
+            percent = min(MAX_WAIT_PERCENT, percent + WAIT_PERCENT_STEP)
+            waited = time.monotonic() - requested
+            yield {
+                "progress": percent,
+                "message": f"Waiting for the server to answer ({waited:.1f} s)",
+            }
 
 
-class ProgressLocalProcessSpawner(LocalProcessSpawner):  # type: ignore[misc]
+class ProgressLocalProcessSpawner(_LaunchProgress, LocalProcessSpawner):  # type: ignore[misc]
     """``LocalProcessSpawner`` (a system account per user) with real progress events."""
 
-    async def progress(self) -> AsyncIterator[dict[str, Any]]:
-        """See the module docstring."""
-        async for event in _local_progress(self):
-            yield event
 
-
-class ProgressSimpleLocalProcessSpawner(SimpleLocalProcessSpawner):  # type: ignore[misc]
+class ProgressSimpleLocalProcessSpawner(_LaunchProgress, SimpleLocalProcessSpawner):  # type: ignore[misc]
     """``SimpleLocalProcessSpawner`` (one account for all) with real progress events."""
-
-    async def progress(self) -> AsyncIterator[dict[str, Any]]:
-        """See the module docstring."""
-        async for event in _local_progress(self):
-            yield event
