@@ -75,3 +75,40 @@ async def test_a_restarted_owner_frees_what_its_dead_run_held(
     await restarted.ensure_slots()
     async with asyncio.timeout(10):
         await waiting
+
+
+async def test_waiters_stand_in_line_and_hear_their_place(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    first = SpawnSlots(db_sessions, 1, lease_seconds=60, poll_seconds=0.05)
+    second = SpawnSlots(db_sessions, 1, lease_seconds=60, poll_seconds=0.05)
+    await first.ensure_slots()
+    order: list[str] = []
+    places: dict[str, list[int]] = {"b": [], "c": []}
+    release = asyncio.Event()
+    holder = first.hold()
+    await holder.__aenter__()  # "a" holds the only slot
+
+    async def wait(limiter: SpawnSlots, name: str, joined: asyncio.Event) -> None:
+        async def heard(place: int) -> None:
+            places[name].append(place)
+            joined.set()
+
+        async with limiter.hold(heard):
+            order.append(name)
+
+    b_joined, c_joined = asyncio.Event(), asyncio.Event()
+    b = asyncio.create_task(wait(second, "b", b_joined))
+    async with asyncio.timeout(10):
+        await b_joined.wait()
+    c = asyncio.create_task(wait(first, "c", c_joined))
+    async with asyncio.timeout(10):
+        await c_joined.wait()
+    assert await first.waiting() == 2
+    assert places == {"b": [1], "c": [2]}
+    release.set()
+    await holder.__aexit__(None, None, None)
+    async with asyncio.timeout(10):
+        await asyncio.gather(b, c)
+    assert order == ["b", "c"]  # first come, first served, across processes
+    assert await first.waiting() == 0
