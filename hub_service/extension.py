@@ -6,6 +6,9 @@ counts as a save of the copy; every ``get`` is ignored) and hands each one to a
 The listener only queues, so it never blocks or fails a save. Configuration comes
 from the environment the Hub and the local stack give the server:
 ``ORCH_NOTIFY_URL``, ``JUPYTERHUB_API_TOKEN`` and ``JUPYTERHUB_USER``.
+
+It also registers the flush bridge (:mod:`hub_service.bridge_api`), with or without
+that environment: the orchestrator's request that the open pages save their edits.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import os
 from typing import Any
 
+from hub_service.bridge_api import FlushBoard, bridge_handlers
 from hub_service.notify_queue import PendingChange
 from hub_service.notify_sender import NotificationSender, SenderConfig
 from schemas.names import normalise_relative_path
@@ -85,8 +89,14 @@ class ContentsEventForwarder:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    """Register the listener; without the needed environment, log once and do nothing."""
+    """Register the flush bridge, then the save listener.
+
+    The bridge (see :mod:`hub_service.bridge_api`) is always registered; the listener
+    needs the notify environment and, without it, is left off with one warning.
+    """
     log = serverapp.log
+    web_app = serverapp.web_app
+    web_app.add_handlers(".*$", bridge_handlers(web_app.settings["base_url"], FlushBoard()))
     notify_url = os.environ.get(NOTIFY_URL_ENV, "")
     token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
     user = os.environ.get("JUPYTERHUB_USER", "")
@@ -101,5 +111,5 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     sender = NotificationSender(config, log)
     forwarder = ContentsEventForwarder(sender, log)
     serverapp.event_logger.add_listener(schema_id=CONTENTS_SCHEMA_ID, listener=forwarder)
-    serverapp.web_app.settings["orch_save_forwarder"] = forwarder
+    web_app.settings["orch_save_forwarder"] = forwarder
     log.info("hub_service.extension: forwarding save notifications to %s", notify_url)
