@@ -65,6 +65,10 @@ class FakeContents:
     files: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     folders: set[tuple[str, str]] = field(default_factory=set)
     writes: int = 0
+    activity: dict[str, datetime] = field(default_factory=dict)
+    sessions: dict[str, list[str]] = field(default_factory=dict)
+    # what an open JupyterLab page holds unsaved, written when asked to flush
+    unsaved: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def _need_server(self, user: str) -> None:
         assert user in self.hub.running, "contents call without a running server"
@@ -98,15 +102,18 @@ class FakeContents:
 
     async def last_activity(self, user: str) -> datetime | None:
         self._need_server(user)
-        return None
+        return self.activity.get(user)
 
     async def open_notebooks(self, user: str) -> list[str]:
         self._need_server(user)
-        return []
+        return self.sessions.get(user, [])
 
     async def flush_pages(self, user: str, timeout_seconds: float) -> FlushReport:
         self._need_server(user)
-        return FlushReport(pages=0, reported=0, saved=())
+        saved = [p for (u, p) in self.unsaved if u == user]
+        for path in saved:
+            self.files[(user, path)] = self.unsaved.pop((user, path))
+        return FlushReport(pages=1 if saved else 0, reported=1 if saved else 0, saved=tuple(saved))
 
     async def new_untitled(self, user: str, folder: str) -> str:
         self._need_server(user)
@@ -456,3 +463,49 @@ def cell_sources_of(world: World, path: str) -> list[str]:
     """The cell sources of ann's ``path`` as her server has it."""
     cells = world.contents.files[("ann", path)]["cells"]
     return ["".join(cell["source"]) for cell in cells]
+
+
+def _cull(user: str, scheduled_at: datetime) -> c.CullServer:
+    return c.CullServer(user=user, reason="idle", scheduled_at=scheduled_at)
+
+
+async def test_a_cull_does_nothing_when_the_user_came_back(world: World) -> None:
+    await world.run(c.OpenNotebook(user="ann", path="a.ipynb"))
+    scheduled = datetime.now(UTC)
+    world.contents.activity["ann"] = datetime.now(UTC)  # active after the warning
+    outcome = await world.run(_cull("ann", scheduled))
+    assert outcome.result == {"user": "ann", "culled": False, "why": "user active"}
+    assert "ann" in world.hub.running and "stop" not in world.hub.calls
+
+
+async def test_a_cull_keeps_what_the_open_pages_held_then_stops(world: World) -> None:
+    await world.run(c.OpenNotebook(user="ann", path="a.ipynb"))
+    await world.run(c.OpenNotebook(user="ann", path="b.ipynb"))
+    world.contents.activity["ann"] = datetime(2026, 1, 1, tzinfo=UTC)  # long idle
+    world.contents.sessions["ann"] = ["b.ipynb"]  # b has a kernel; a is open in a page
+    world.contents.unsaved[("ann", "a.ipynb")] = notebook("typed, never saved")
+    world.contents.files[("ann", "b.ipynb")] = notebook("autosaved, not yet stored")
+    before = len(world.versions.versions)
+    outcome = await world.run(_cull("ann", datetime.now(UTC)))
+    assert outcome.result == {
+        "user": "ann",
+        "culled": True,
+        "reason": "idle",
+        "kept": ["a.ipynb", "b.ipynb"],
+    }
+    stored = world.versions.versions[before:]
+    assert {(v.path, v.origin) for v in stored} == {("a.ipynb", "jupyter"), ("b.ipynb", "jupyter")}
+    texts = {v.path: world.versions.blobs[v.sha256] for v in stored}
+    assert "typed, never saved" in texts["a.ipynb"]
+    assert [e.kind for e in outcome.events] == [EventKind.NOTEBOOK_SAVED] * 2
+    assert "ann" not in world.hub.running
+    # nothing new on disk: a second stop stores nothing
+    await world.run(c.StartServer(user="ann"))
+    again = await world.run(c.StopServer(user="ann"))
+    assert again.events == [] and len(world.versions.versions) == before + 2
+
+
+async def test_a_cull_of_a_server_that_is_not_running_does_nothing(world: World) -> None:
+    await world.run(c.EnsureUser(user="ann"))
+    outcome = await world.run(_cull("ann", datetime.now(UTC)))
+    assert outcome.result == {"user": "ann", "culled": False, "why": "not running"}
