@@ -17,7 +17,8 @@ import logging
 import os
 from typing import Any
 
-from hub_service.bridge_api import FlushBoard, bridge_handlers
+from hub_service.bridge_api import bridge_handlers
+from hub_service.flush_board import FlushBoard
 from hub_service.notify_queue import PendingChange
 from hub_service.notify_sender import NotificationSender, SenderConfig
 from schemas.names import normalise_relative_path

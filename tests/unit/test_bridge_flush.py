@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hub_service.bridge_api import FailedSave, FlushBoard, UnknownFlush
+from hub_service.flush_board import FailedSave, FlushBoard, UnknownFlush
 
 PAGE = "page-aaaa"
 OTHER = "page-bbbb"
