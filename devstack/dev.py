@@ -36,6 +36,11 @@ GATEWAY_PORT = 8040
 HUB_PORT = 8000
 DEMO_PORT = 8050
 DEMO_KEY_FILE = "demo-app-key"
+# The demo app's culling policy, short enough to watch: idle for two minutes, then a
+# 30 s warning (the consumers look every 10 s). Other apps keep the defaults.
+DEMO_IDLE_TIMEOUT_SECONDS = 120
+DEMO_CULL_GRACE_SECONDS = 30
+CULL_INTERVAL_SECONDS = 10
 KEPT_ACROSS_RESTARTS = ("orchestrator.db", DEMO_KEY_FILE)
 SUPERVISE_EVERY_SECONDS = 1.0
 # What the operator CLI needs (runtime.settings.OperatorSettings), nothing else.
@@ -76,6 +81,15 @@ def demo_key(stack: LocalStack) -> str:
     return key
 
 
+def demo_culling(stack: LocalStack) -> None:
+    """Give the demo app its short culling policy (see ``DEMO_IDLE_TIMEOUT_SECONDS``)."""
+    stack.orchestrator_cli(
+        "servers", "policy", DEMO_APP_NAME,
+        "--idle-timeout", str(DEMO_IDLE_TIMEOUT_SECONDS),
+        "--grace", str(DEMO_CULL_GRACE_SECONDS),
+    )  # fmt: skip
+
+
 def write_env_file(stack: LocalStack) -> Path:
     """``STATE/orchestrator.env``: the operator settings of this stack as shell exports."""
     settings = stack.settings_env()
@@ -98,7 +112,11 @@ def banner(stack: LocalStack, key: str, demo_url: str | None, env_file: Path) ->
         f"  RabbitMQ AMQP      amqp://127.0.0.1:{stack.broker.amqp_port}/",
     ]
     if demo_url:
-        lines.append(f"  Demo app           {demo_url}/")
+        lines += [
+            f"  Demo app           {demo_url}/",
+            f"  Idle culling       demo servers idle {DEMO_IDLE_TIMEOUT_SECONDS} s are warned, "
+            f"then stopped {DEMO_CULL_GRACE_SECONDS} s later (orchestrator servers list)",
+        ]
     if stack.isolated:
         lines.append(
             "  Notebook users     each workspace's server and kernels run as its own account"
@@ -158,6 +176,7 @@ def run_dev(state_dir: str, *, consumers: int = 2) -> int:
         gateway_port=GATEWAY_PORT,
         hub_port=HUB_PORT,
         app_origins=[demo_origin(demo_port)],
+        extra_env={"ORCH_CULL_INTERVAL_SECONDS": str(CULL_INTERVAL_SECONDS)},
     )
     stack = LocalStack(root, options)
     stopped = threading.Event()
@@ -168,6 +187,7 @@ def run_dev(state_dir: str, *, consumers: int = 2) -> int:
         print("starting RabbitMQ, JupyterHub, gateway, consumers ...", flush=True)
         stack.start()
         key = demo_key(stack)
+        demo_culling(stack)
         restart_demo = _demo_starter(stack, demo_socket, key)
         restart_demo()
         env_file = write_env_file(stack)

@@ -158,3 +158,13 @@ async def test_two_dev_stacks_a_killed_consumer_and_the_cli_from_env(
     assert shell.returncode == 0, err.decode()
     rows = {row["queue"]: row for row in json.loads(out)}
     assert rows["orch.commands.p0"]["active_consumers"] == 1
+
+    # the demo app culls idle servers quickly, to be seen in action
+    script = f'eval "$({cli} env --file {env_file})" && {cli} servers --json policy demo'
+    shell = await asyncio.create_subprocess_exec(
+        "bash", "-c", script, cwd=tmp_path, env=clean, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await shell.communicate()
+    assert shell.returncode == 0
+    (policy,) = json.loads(out)
+    assert (policy["idle_timeout_seconds"], policy["cull_grace_seconds"]) == (120, 30)
