@@ -242,3 +242,37 @@ async def _hub_user(http: aiohttp.ClientSession, stack: LocalStack, ws: str) -> 
         headers={"Authorization": f"token {stack.service_token}"},
     ) as resp:
         return await resp.json()
+
+
+async def test_a_server_stopped_outside_the_orchestrator_is_announced(
+    stack: LocalStack, tag: str, http: aiohttp.ClientSession
+) -> None:
+    app = f"outside-{tag}"
+    key = await asyncio.to_thread(stack.issue_app_key, app)
+    user = f"gone-{tag}"
+    ws = workspace_name(app, user)
+    async with aiohttp.ClientSession(base_url=stack.gateway_url) as gw:
+        stream = await open_stream(gw, key, "server.ready,server.stopped")
+        try:
+            started = await run(gw, key, {"type": "start-server", "user": user})
+            assert started["status"] == "succeeded", started
+            # Someone stops it at the Hub, not through the orchestrator.
+            async with http.delete(
+                f"{stack.hub.api_url}/users/{ws}/server",
+                headers={"Authorization": f"token {stack.service_token}"},
+            ) as resp:
+                assert resp.status in (202, 204), await resp.text()
+            kinds = []
+            async with asyncio.timeout(60):
+                async for event in events_of(stream):
+                    if event["data"]["user"] != user:
+                        continue
+                    assert_valid(event)
+                    kinds.append(kind_of(event))
+                    if kind_of(event) == "server.stopped":
+                        assert event["data"]["reason"] == "hub"
+                        assert event["appid"] == app
+                        break
+        finally:
+            stream.close()
+    assert kinds == ["server.ready", "server.stopped"]
