@@ -112,7 +112,8 @@ async def restore_notebook(request: web.Request) -> web.Response:
 
 @routes.get("/api/users/{user}/events")
 async def events(request: web.Request) -> web.StreamResponse:
-    """The gateway's live ``notebook.saved`` stream for the user, passed through as is."""
+    """The gateway's live event stream for the user (saves, the progress of its commands,
+    its server's lifecycle), passed through as is."""
     upstream = await request.app[GATEWAY].open_events(request.match_info["user"])
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
