@@ -139,9 +139,11 @@ class CommandLifecycle:
         position: int | None = None,
         percent: int | None = None,
     ) -> None:
-        """Record and announce the command's progress, unless unchanged."""
+        """Record and announce the command's progress, unless unchanged. A command that
+        reported nothing before it writes (no wait, no spawn: it takes milliseconds)
+        does not report ``writing`` either: its view goes from running to done."""
         key = (phase, message, position, percent)
-        if key == self._last:
+        if key == self._last or (phase == ProgressPhase.WRITING and self._last is None):
             return
         self._last = key
         progress = CommandProgress(

@@ -9,16 +9,22 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
+import jsonschema
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from consumers.errors import SpawnFailed
 from consumers.hub_client import HubClient
+from schemas.events import EventKind, make_event
+from schemas.export import event_schema_name, load_schema
+from schemas.lifecycle import ServerSpawnFailed
 
 
 @dataclass
@@ -194,3 +200,71 @@ async def test_a_burst_queues_under_the_spawn_limit(
     assert urls == [f"/user/{u}/" for u in users]
     assert hub.pending_max == 2  # spawn_concurrency of the client
     assert hub.posts == len(users)
+
+
+class RecordingObserver:
+    """Remembers what a spawn told it, in order."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, Any]] = []
+
+    async def waiting_for_slot(self, position: int) -> None:
+        self.heard.append(("waiting", position))
+
+    async def starting(self) -> None:
+        self.heard.append(("starting", None))
+
+    async def spawning(self, percent: int | None, message: str | None) -> None:
+        self.heard.append(("spawning", percent))
+
+    async def ready(self, url: str, seconds: float | None) -> None:
+        self.heard.append(("ready", url))
+
+    async def spawn_failed(self, reason: str) -> None:
+        self.heard.append(("failed", reason))
+
+
+async def test_the_observer_hears_start_progress_and_ready(
+    hub_and_client: tuple[StandInHub, HubClient],
+) -> None:
+    _, client = hub_and_client
+    await client.ensure_user("ann")
+    observer = RecordingObserver()
+    await client.start_server("ann", await client.server_state("ann"), observer)
+    assert observer.heard == [("starting", None), ("spawning", 10), ("ready", "/user/ann/")]
+
+
+@pytest.mark.parametrize("hub_and_client", [StandInHub(fail_spawns=True)], indirect=True)
+async def test_a_failed_spawn_is_announced_with_the_hubs_reason(
+    hub_and_client: tuple[StandInHub, HubClient],
+) -> None:
+    _, client = hub_and_client
+    await client.ensure_user("ann")
+    observer = RecordingObserver()
+    with pytest.raises(SpawnFailed):
+        await client.start_server("ann", await client.server_state("ann"), observer)
+    kind, reason = observer.heard[-1]
+    assert kind == "failed" and "failed to start" in reason
+    event = make_event(
+        EventKind.SERVER_SPAWN_FAILED,
+        ServerSpawnFailed(user="ann", reason=reason, command_id=uuid.uuid4()),
+        subject="ann",
+        app_id="tests",
+    )
+    schema = load_schema(event_schema_name(event.type))
+    jsonschema.Draft202012Validator(schema).validate(event.model_dump(mode="json"))
+
+
+async def test_a_burst_over_the_limit_hears_its_place_in_line(
+    hub_and_client: tuple[StandInHub, HubClient],
+) -> None:
+    _, client = hub_and_client  # spawn_concurrency=2
+    observers = [RecordingObserver() for _ in range(4)]
+    users = [f"w{i}" for i in range(4)]
+    for user in users:
+        await client.ensure_user(user)
+    await asyncio.gather(
+        *(client.start_server(u, None, o) for u, o in zip(users, observers, strict=True))
+    )
+    waited = [o.heard[0] for o in observers if o.heard[0][0] == "waiting"]
+    assert sorted(waited) == [("waiting", 1), ("waiting", 2)]
