@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.gateway.middleware import CORRELATION_HEADER
+from schemas.events import EventKind
 
 _SCHEMAS = "#/components/schemas/"
 _PUBLIC: list[dict[str, list[str]]] = []  # no security requirement
@@ -165,16 +166,23 @@ def _events() -> dict[str, Any]:
         "get": {
             "operationId": "streamEvents",
             "summary": "Server-sent events of the app",
-            "description": "CloudEvents (JSON in each `data:` line) of the app's commands "
-            "and notebooks; `?user=` limits to one user (and then also includes saves made "
-            "inside Jupyter), `?types=` to some event kinds. Comments keep it alive.",
+            "description": "CloudEvents (JSON in each `data:` line; the SSE `event:` is the "
+            "kind) of the app's commands, notebooks and servers: results, "
+            "`command.progressed` while a command runs (the same `progress` as its view), "
+            "saves, renames, deletes, and the server lifecycle (`server.starting`, "
+            "`server.ready`, `server.spawn_failed`, `server.stopping`, `server.stopped`, "
+            "`server.cull_scheduled`). `?user=` limits to one user (and then also includes "
+            "saves made inside Jupyter), `?types=` to some event kinds. Comments keep it "
+            "alive. Payloads: the AsyncAPI document and the JSON Schemas.",
             "parameters": [
                 {"name": "user", "in": "query", "required": False, "schema": {"type": "string"}},
                 {
                     "name": "types",
                     "in": "query",
                     "required": False,
-                    "description": "Comma-separated kinds, e.g. command.succeeded,notebook.saved",
+                    "description": "Comma-separated kinds, e.g. "
+                    "command.progressed,command.succeeded,server.cull_scheduled; one of: "
+                    + ", ".join(k.value for k in EventKind),
                     "schema": {"type": "string"},
                 },
                 _CORRELATION_PARAM,
