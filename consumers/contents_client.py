@@ -62,40 +62,45 @@ class ContentsClient:
             params={**(params or {}), **UNTRACKED},
         )
 
-    async def last_activity(self, user: str) -> datetime | None:
-        """The server's own ``last_activity`` (``GET /api/status``): its user's last API
-        request, kernel or terminal activity; None if the server does not answer."""
+    async def _server(
+        self,
+        method: str,
+        user: str,
+        route: str,
+        what: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """Call ``route`` of the user's server (untracked); None when it answers 404
+        (no server, or no such endpoint)."""
         try:
-            _, body = await self._api.request(
-                "GET",
-                f"/user/{quote(user)}/api/status",
-                endpoint="/user/{name}/api/status",
+            _, answer = await self._api.request(
+                method,
+                f"/user/{quote(user)}/{route}",
+                endpoint=f"/user/{{name}}/{route}",
                 ok=(200,),
-                what=f"status of {user}'s server",
-                params=UNTRACKED,
+                what=f"{what} of {user}'s server",
+                body=body,
+                params={**(params or {}), **UNTRACKED},
             )
         except NotFoundError:
             return None
-        raw = (body or {}).get("last_activity")
+        return answer
+
+    async def last_activity(self, user: str) -> datetime | None:
+        """The server's own ``last_activity`` (``GET /api/status``): its user's last API
+        request, kernel or terminal activity; None if the server does not answer."""
+        raw = ((await self._server("GET", user, "api/status", "status")) or {}).get("last_activity")
         return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
 
     async def open_notebooks(self, user: str) -> list[str]:
         """Paths of the notebooks that have a kernel session (``GET /api/sessions``)."""
-        try:
-            _, body = await self._api.request(
-                "GET",
-                f"/user/{quote(user)}/api/sessions",
-                endpoint="/user/{name}/api/sessions",
-                ok=(200,),
-                what=f"sessions of {user}'s server",
-                params=UNTRACKED,
-            )
-        except NotFoundError:
-            return []
+        sessions = await self._server("GET", user, "api/sessions", "sessions") or []
         return sorted(
             {
                 str(s.get("path", "")).lstrip("/")
-                for s in body or []
+                for s in sessions
                 if s.get("type", "notebook") == "notebook" and s.get("path")
             }
         )
@@ -103,23 +108,19 @@ class ContentsClient:
     async def flush_pages(self, user: str, timeout_seconds: float) -> FlushReport:
         """Ask every JupyterLab page open on the server to save its unsaved notebooks
         (the embed bridge), waiting up to ``timeout_seconds`` for them to report."""
-        try:
-            _, body = await self._api.request(
-                "POST",
-                f"/user/{quote(user)}/orchestrator/bridge/flush",
-                endpoint="/user/{name}/orchestrator/bridge/flush",
-                ok=(200,),
-                what=f"flush of {user}'s open pages",
-                body={},
-                params={"timeout": f"{timeout_seconds:g}", **UNTRACKED},
-            )
-        except NotFoundError:  # a server without the bridge
-            return FlushReport(pages=0, reported=0, saved=())
-        body = body or {}
+        answer = await self._server(
+            "POST",
+            user,
+            "orchestrator/bridge/flush",
+            "flush of the open pages",
+            body={},
+            params={"timeout": f"{timeout_seconds:g}"},
+        )
+        report = answer or {}  # None: a server without the bridge
         return FlushReport(
-            pages=int(body.get("pages", 0)),
-            reported=int(body.get("reported", 0)),
-            saved=tuple(str(p).lstrip("/") for p in body.get("saved", [])),
+            pages=int(report.get("pages", 0)),
+            reported=int(report.get("reported", 0)),
+            saved=tuple(str(p).lstrip("/") for p in report.get("saved", [])),
         )
 
     async def ensure_folder(self, user: str, folder: str) -> None:

@@ -113,21 +113,7 @@ class CullServer(_CommandBase):
     scheduled_at: datetime
 
 
-Command = Annotated[
-    EnsureUser
-    | StartServer
-    | StopServer
-    | CreateNotebook
-    | RestoreNotebook
-    | SaveNotebook
-    | OpenNotebook,
-    Field(discriminator="type"),
-]
-COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
-# Every command model apps may send, in the union's order (exports, contract tests).
-COMMAND_MODELS: tuple[type[BaseModel], ...] = get_args(get_args(Command)[0])
-# What travels on the bus: the apps' commands and the orchestrator's own.
-BusCommand = Annotated[
+_AppCommand = (
     EnsureUser
     | StartServer
     | StopServer
@@ -135,9 +121,13 @@ BusCommand = Annotated[
     | RestoreNotebook
     | SaveNotebook
     | OpenNotebook
-    | CullServer,
-    Field(discriminator="type"),
-]
+)
+Command = Annotated[_AppCommand, Field(discriminator="type")]
+COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+# Every command model apps may send, in the union's order (exports, contract tests).
+COMMAND_MODELS: tuple[type[BaseModel], ...] = get_args(get_args(Command)[0])
+# What travels on the bus: the apps' commands and the orchestrator's own.
+BusCommand = Annotated[_AppCommand | CullServer, Field(discriminator="type")]
 BUS_COMMAND_ADAPTER: TypeAdapter[BusCommand] = TypeAdapter(BusCommand)
 INTERNAL_COMMAND_TYPES = frozenset({CommandType.CULL_SERVER})
 
