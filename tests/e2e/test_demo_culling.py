@@ -35,7 +35,7 @@ from tests.e2e.embedding_steps import (
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]
 
 IDLE_TIMEOUT = 20
-GRACE = 5
+GRACE = 3
 CULL_INTERVAL = 2  # the session stack's ORCH_CULL_INTERVAL_SECONDS
 TYPING_SECONDS = IDLE_TIMEOUT + GRACE + 3 * CULL_INTERVAL
 PATH = "work/culled.ipynb"
@@ -51,7 +51,7 @@ HIDE_PAGE = """() => {
 
 @pytest.fixture
 def short_culling(stack: LocalStack) -> Iterator[None]:
-    """The demo app culls after 20 s idle and 5 s of warning, for this test only."""
+    """The demo app culls after 20 s idle and 3 s of warning, for this test only."""
     stack.orchestrator_cli(
         "servers", "policy", DEMO_APP_NAME, "--idle-timeout", str(IDLE_TIMEOUT),
         "--grace", str(GRACE),
