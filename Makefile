@@ -60,7 +60,7 @@ typecheck:
 	$(VENV)/bin/mypy
 
 pytest:
-	$(PY) -m pytest -p no:cacheprovider -q -ra
+	$(PY) -m pytest -p no:cacheprovider -q -ra --durations=25
 
 bench: install-test
 	@scripts/ensure-system-packages.sh wrk

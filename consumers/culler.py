@@ -248,7 +248,12 @@ class Culler:
         await self._servers.cull_submitted(record.workspace, accepted.record.id)
         if not accepted.created:
             return
-        log.info("cull submitted", workspace=record.workspace, command_id=str(new.id))
+        log.info(
+            "cull submitted",
+            workspace=record.workspace,
+            command_id=str(new.id),
+            correlation_id=new.correlation_id,
+        )
         await self._publisher.publish_message(
             command_message(
                 command_id=new.id,
