@@ -8,13 +8,17 @@ PY := $(VENV)/bin/python
 RUN_PACKAGES := rabbitmq-server python3 python3-venv
 TEST_PACKAGES := $(RUN_PACKAGES) chromium postgresql docker-compose prometheus
 STATE ?= .state/dev
+# make run NODES=3 GATEWAYS=2 POSTGRES=1: a RabbitMQ cluster, two gateways, PostgreSQL
+NODES ?= 1
+GATEWAYS ?= 1
+POSTGRES ?=
 # devstack/ (dev stack, demo, fault proxy) is not installed: benchmarks find it here.
 BENCH := PYTHONPATH=$(CURDIR) $(PY)
 
 .PHONY: run test install install-test system-node system-run system-test lint typecheck pytest bench clean
 
 run: install
-	$(PY) -m devstack --state-dir $(STATE)
+	$(PY) -m devstack --state-dir $(STATE) --broker-nodes $(NODES) --gateways $(GATEWAYS) $(if $(POSTGRES),--postgres)
 
 test: install-test lint typecheck pytest
 
@@ -23,7 +27,7 @@ system-node:
 	@command -v npm >/dev/null || scripts/ensure-system-packages.sh nodejs npm
 
 system-run: system-node
-	@scripts/ensure-system-packages.sh $(RUN_PACKAGES)
+	@scripts/ensure-system-packages.sh $(RUN_PACKAGES) $(if $(POSTGRES),postgresql)
 
 system-test: system-node
 	@scripts/ensure-system-packages.sh $(TEST_PACKAGES)

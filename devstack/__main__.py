@@ -13,8 +13,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     parser.add_argument("--state-dir", default=".state/dev")
     parser.add_argument("--consumers", type=int, default=2)
+    parser.add_argument(
+        "--broker-nodes", type=int, default=1, help="3: a RabbitMQ cluster of three nodes"
+    )
+    parser.add_argument("--gateways", type=int, default=1, help="gateway processes")
+    parser.add_argument(
+        "--postgres", action="store_true", help="a private PostgreSQL instead of SQLite"
+    )
     args = parser.parse_args(argv)
-    return run_dev(args.state_dir, consumers=args.consumers)
+    return run_dev(
+        args.state_dir,
+        consumers=args.consumers,
+        broker_nodes=args.broker_nodes,
+        gateways=args.gateways,
+        postgres=args.postgres,
+    )
 
 
 if __name__ == "__main__":

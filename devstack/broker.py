@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.metrics_tls import MetricsTls, issue_metrics_tls
@@ -23,6 +24,16 @@ LOOPBACK_DISTRIBUTION = "-kernel inet_dist_use_interface {127,0,0,1}"
 _NODE_CHECK_SECONDS = 0.2
 
 
+@dataclass(frozen=True)
+class SharedNodeSetup:
+    """What the nodes of one cluster share: credentials, the Erlang cookie's home, epmd."""
+
+    user: str
+    password: str
+    home: Path
+    epmd_port: int
+
+
 class RabbitMQBroker:
     """One RabbitMQ node with management and Prometheus, all state under ``state_dir/rabbitmq``.
 
@@ -35,12 +46,20 @@ class RabbitMQBroker:
     the data. The node runs its own epmd on a private port, started and ended here.
     """
 
-    def __init__(self, state_dir: Path) -> None:
-        self.base_dir = state_dir.resolve() / "rabbitmq"
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        dir_name: str = "rabbitmq",
+        shared: SharedNodeSetup | None = None,
+    ) -> None:
+        self.base_dir = state_dir.resolve() / dir_name
+        # A node of a cluster (``shared``) uses the cluster's epmd, cookie and user.
+        self._shared = shared
         # The node's only user, created at its first boot (no guest); kept across
         # restarts of this object's node, whose data keeps the user.
-        self.user = "orchestrator"
-        self.password = secrets.token_urlsafe(24)
+        self.user = shared.user if shared else "orchestrator"
+        self.password = shared.password if shared else secrets.token_urlsafe(24)
         self.pid_file = self.base_dir / "rabbitmq.pid"
         self.mnesia_dir = self.base_dir / "mnesia"
         self._choose_ports()
@@ -51,13 +70,10 @@ class RabbitMQBroker:
         self.management_port = free_port()
         self.prometheus_port = free_port()
         self.dist_port = free_port()
-        self.epmd_port = free_port()
+        self.epmd_port = self._shared.epmd_port if self._shared else free_port()
         self.node_name = f"orch-{self.amqp_port}@localhost"
-        self._epmd = ManagedProcess(
-            "epmd",
-            [_epmd_binary(), "-port", str(self.epmd_port), "-address", "127.0.0.1"],
-            log_path=self.base_dir / "epmd.log",
-            env=self.env(),
+        self._epmd = (
+            None if self._shared else epmd_process(self.epmd_port, self.base_dir, self.env())
         )
         self._server = ManagedProcess(
             "rabbitmq-server",
@@ -112,7 +128,7 @@ class RabbitMQBroker:
         base = self.base_dir
         return {
             **os.environ,
-            "HOME": str(base / "home"),
+            "HOME": str(self._shared.home if self._shared else base / "home"),
             "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
             "RABBITMQ_BASE": str(base),
             "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
@@ -147,9 +163,9 @@ class RabbitMQBroker:
         self._write_files()
         deadline = time.monotonic() + timeout
         try:
-            if not self._epmd.is_running():
+            if self._epmd is not None and not self._epmd.is_running():
                 self._epmd.start()
-                _wait_for_tcp(self._epmd, self.epmd_port, timeout)
+                wait_for_tcp(self._epmd, self.epmd_port, timeout)
             self._start_server(deadline)
         except BaseException:
             self.stop()
@@ -171,12 +187,14 @@ class RabbitMQBroker:
     def stop(self) -> None:
         """Fast teardown: SIGKILL the node's process tree and its epmd, delete its data."""
         self._server.stop(timeout=0)
-        self._epmd.stop(timeout=0)
+        if self._epmd is not None:
+            self._epmd.stop(timeout=0)
         shutil.rmtree(self.mnesia_dir, ignore_errors=True)
 
     def process_ids(self) -> list[int]:
         """PIDs of every process that belongs to this broker right now (node tree and epmd)."""
-        return [*self._server.process_ids(), *self._epmd.process_ids()]
+        epmd = self._epmd.process_ids() if self._epmd is not None else []
+        return [*self._server.process_ids(), *epmd]
 
     def _start_server(self, deadline: float) -> None:
         self.pid_file.unlink(missing_ok=True)
@@ -228,12 +246,7 @@ class RabbitMQBroker:
 
     def _write_files(self) -> None:
         private_dir(self.base_dir)
-        (self.base_dir / "home").mkdir(parents=True, exist_ok=True)
-        cookie = self.base_dir / "home" / ".erlang.cookie"
-        if not cookie.exists():
-            # Written up front so the server and the CLI never race to create it.
-            write_private(cookie, secrets.token_hex(20))
-            cookie.chmod(0o400)
+        write_cookie(self._shared.home if self._shared else self.base_dir / "home")
         (self.base_dir / "log").mkdir(exist_ok=True)
         (self.base_dir / "rabbitmq-env.conf").write_text("")
         (self.base_dir / "enabled_plugins").write_text(ENABLED_PLUGINS)
@@ -260,6 +273,26 @@ class RabbitMQBroker:
 QUORUM_WAL_LIMIT = "raft.wal_max_size_bytes = 32000000"
 
 
+def write_cookie(home: Path) -> None:
+    """The Erlang cookie in ``home`` (0400), written up front so that the server and the
+    CLI never race to create it; kept if there."""
+    home.mkdir(parents=True, exist_ok=True)
+    cookie = home / ".erlang.cookie"
+    if not cookie.exists():
+        write_private(cookie, secrets.token_hex(20))
+        cookie.chmod(0o400)
+
+
+def epmd_process(port: int, log_dir: Path, env: dict[str, str]) -> ManagedProcess:
+    """A private epmd on loopback ``port`` (not started)."""
+    return ManagedProcess(
+        "epmd",
+        [_epmd_binary(), "-port", str(port), "-address", "127.0.0.1"],
+        log_path=log_dir / "epmd.log",
+        env=env,
+    )
+
+
 def _epmd_binary() -> str:
     found = shutil.which("epmd")
     if found is None:
@@ -270,7 +303,8 @@ def _epmd_binary() -> str:
     return found
 
 
-def _wait_for_tcp(process: ManagedProcess, port: int, timeout: float) -> None:
+def wait_for_tcp(process: ManagedProcess, port: int, timeout: float) -> None:
+    """Return once ``port`` accepts connections; StartupError if ``process`` dies first."""
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from devstack.broker_cluster import RabbitMQCluster
 from devstack.demo.launcher import DEMO_APP_NAME, demo_origin, start_demo
 from devstack.ports import hold_port, http_answer
 from devstack.private_files import write_private
@@ -111,6 +112,15 @@ def banner(stack: LocalStack, key: str, demo_url: str | None, env_file: Path) ->
         f"(user {stack.broker.user}, password in {env_file})",
         f"  RabbitMQ AMQP      amqp://127.0.0.1:{stack.broker.amqp_port}/",
     ]
+    if isinstance(stack.broker, RabbitMQCluster):
+        ports = ", ".join(str(node.amqp_port) for node in stack.broker.nodes)
+        lines.append(f"  RabbitMQ cluster   {len(stack.broker.nodes)} nodes, AMQP ports {ports}")
+    for url in stack.gateway_urls[1:]:
+        lines.append(f"  Another gateway    {url}")
+    if stack.postgres is not None:
+        lines.append(
+            "  Database           PostgreSQL (private server, ORCH_DATABASE_URL in env file)"
+        )
     if demo_url:
         lines += [
             f"  Demo app           {demo_url}/",
@@ -161,8 +171,19 @@ def _consumer_metrics(stack: LocalStack) -> str:
     return "  ".join(f"http://127.0.0.1:{port}/metrics" for port in ports)
 
 
-def run_dev(state_dir: str, *, consumers: int = 2) -> int:
-    """Start the stack (and the demo app), print how to use it, supervise until Ctrl-C."""
+def run_dev(
+    state_dir: str,
+    *,
+    consumers: int = 2,
+    broker_nodes: int = 1,
+    gateways: int = 1,
+    postgres: bool = False,
+) -> int:
+    """Start the stack (and the demo app), print how to use it, supervise until Ctrl-C.
+
+    ``broker_nodes`` > 1 runs a RabbitMQ cluster, ``gateways`` > 1 extra gateways on
+    ports of their own, ``postgres`` a private PostgreSQL for the database.
+    """
     root = Path(state_dir).resolve()
     _fresh_state(root)
     try:
@@ -177,6 +198,9 @@ def run_dev(state_dir: str, *, consumers: int = 2) -> int:
         hub_port=HUB_PORT,
         app_origins=[demo_origin(demo_port)],
         extra_env={"ORCH_CULL_INTERVAL_SECONDS": str(CULL_INTERVAL_SECONDS)},
+        broker_nodes=broker_nodes,
+        gateways=gateways,
+        postgres=postgres,
     )
     stack = LocalStack(root, options)
     stopped = threading.Event()

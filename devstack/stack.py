@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.broker import RabbitMQBroker
+from devstack.broker_cluster import RabbitMQCluster
 from devstack.hub import JupyterHubProcess
 from devstack.hub_config import HubConfig, NotifyServiceSpec, WorkspaceAccounts
 from devstack.ports import free_port, start_retrying_ports, wait_for_http
+from devstack.postgres import PostgresServer
 from devstack.private_files import private_dir
 from devstack.process import REPOSITORY_ROOT, ManagedProcess, StartupError
 from devstack.workspace_accounts import SINGLEUSER_VENV, remove_accounts
@@ -38,6 +40,9 @@ class StackOptions:
     """What to start and how it is tuned."""
 
     consumers: int = 1
+    broker_nodes: int = 1  # more than one: a RabbitMQ cluster of that many nodes
+    gateways: int = 1  # more than one: extra gateway processes, each on its own port
+    postgres: bool = False  # True: a private PostgreSQL server holds the database
     partitions: int = 4
     app_origins: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8050"])
     concurrent_spawn_limit: int = 100
@@ -84,9 +89,16 @@ class LocalStack:
         self.database_url = f"sqlite+aiosqlite:///{self.state_dir / 'orchestrator.db'}"
         self.gateway_port = self.options.gateway_port or free_port()
         self.notify_port = free_port()
-        self.broker = RabbitMQBroker(self.state_dir)
+        self.broker: RabbitMQBroker | RabbitMQCluster = (
+            RabbitMQCluster(self.state_dir, self.options.broker_nodes)
+            if self.options.broker_nodes > 1
+            else RabbitMQBroker(self.state_dir)
+        )
         self.hub = JupyterHubProcess(self._hub_config())
         self.gateway: ManagedProcess | None = None
+        # the gateways beyond the first: (process, base URL), as if on other hosts
+        self.extra_gateways: list[tuple[ManagedProcess, str]] = []
+        self.postgres = PostgresServer(self.state_dir) if self.options.postgres else None
         self.consumers: list[ManagedProcess] = []
         self.consumer_metrics_ports: dict[int, int] = {}
         self._consumer_instances: dict[int, str] = {}
@@ -149,6 +161,11 @@ class LocalStack:
     def gateway_url(self) -> str:
         """Base URL of the gateway."""
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def gateway_urls(self) -> list[str]:
+        """Base URLs of every gateway (the first is :attr:`gateway_url`)."""
+        return [self.gateway_url, *(url for _, url in self.extra_gateways)]
 
     def _hub_config(self) -> HubConfig:
         notify = None
@@ -220,6 +237,9 @@ class LocalStack:
     def start(self, timeout: float = 90) -> None:
         """Start everything and wait for readiness; on failure stop what started."""
         try:
+            if self.postgres is not None:
+                self.postgres.start(timeout=timeout)
+                self.database_url = self.postgres.create_database("orchestrator")
             self.broker.start(timeout=timeout)
             # The broker may have moved to other ports: the Hub's service env names them.
             self.hub.config = self._hub_config()
@@ -229,6 +249,8 @@ class LocalStack:
                     self._prepare_workspace_accounts(self.accounts)
                 self.hub.start(timeout=timeout)
             self.start_gateway(timeout=timeout)
+            for index in range(1, self.options.gateways):
+                self.start_extra_gateway(index, timeout)
             for index in range(self.options.consumers):
                 self.start_consumer(index, wait=False)
             for index in range(self.options.consumers):
@@ -248,27 +270,57 @@ class LocalStack:
             self.gateway_port = free_port()
 
         def start_once() -> None:
-            instance = secrets.token_hex(8)
-            self.gateway = ManagedProcess(
-                "gateway",
-                [sys.executable, "-m", "orchestrator", "gateway"],
-                log_path=self.logs_dir / "gateway.log",
-                env={**self.process_env(), "ORCH_INSTANCE": instance},
-            )
-            self.gateway.start()
-            try:
-                wait_for_http(
-                    f"{self.gateway_url}/readyz",
-                    timeout,
-                    process=self.gateway,
-                    expect_status=200,
-                    proof=instance,
-                )
-            except BaseException:
-                self.gateway.stop()
-                raise
+            self.gateway = self._launch_gateway("gateway", self.gateway_port, timeout)
 
         start_retrying_ports(start_once, choose_port)
+
+    def start_extra_gateway(self, index: int, timeout: float = 60) -> str:
+        """Start gateway ``index`` (1, 2, ...) beside the first, on a free port of its own
+        (as if on another host; same database and broker); returns its base URL. A
+        stopped one of the same index is replaced."""
+        port = free_port()
+
+        def choose_port() -> None:
+            nonlocal port
+            port = free_port()
+
+        launched: list[ManagedProcess] = []
+        start_retrying_ports(
+            lambda: launched.append(self._launch_gateway(f"gateway-{index}", port, timeout)),
+            choose_port,
+        )
+        url = f"http://127.0.0.1:{port}"
+        entry = (launched[-1], url)
+        if index - 1 < len(self.extra_gateways):
+            self.extra_gateways[index - 1] = entry
+        else:
+            self.extra_gateways.append(entry)
+        return url
+
+    def _launch_gateway(self, name: str, port: int, timeout: float) -> ManagedProcess:
+        """A gateway process on ``port``, answering ``/readyz`` (stopped on failure)."""
+        instance = secrets.token_hex(8)
+        url = f"http://127.0.0.1:{port}"
+        process = ManagedProcess(
+            name,
+            [sys.executable, "-m", "orchestrator", "gateway"],
+            log_path=self.logs_dir / f"{name}.log",
+            env={
+                **self.process_env(),
+                "ORCH_GATEWAY_PORT": str(port),
+                "ORCH_PUBLIC_URL": url,
+                "ORCH_INSTANCE": instance,
+            },
+        )
+        process.start()
+        try:
+            wait_for_http(
+                f"{url}/readyz", timeout, process=process, expect_status=200, proof=instance
+            )
+        except BaseException:
+            process.stop()
+            raise
+        return process
 
     def start_consumer(
         self,
@@ -378,10 +430,14 @@ class LocalStack:
             process.stop()
         for consumer in self.consumers:
             consumer.stop()
+        for gateway, _ in self.extra_gateways:
+            gateway.stop()
         if self.gateway is not None:
             self.gateway.stop()
         self.hub.stop()  # a no-op when the Hub was never started (options.hub False)
         self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
         if self.accounts is not None:
             remove_accounts(self.accounts)
 
