@@ -1,6 +1,7 @@
 """docker-compose.yml is valid (Debian's docker-compose validates it without an engine)
 and speaks the same ``ORCH_*`` settings names as the Python settings classes and as
-``make run`` (the local stack)."""
+``make run`` (the local stack); its ``cluster`` profile is the distributed shape (three
+clustered RabbitMQ nodes, two gateways, four consumers, one PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from devstack.stack import LocalStack
 from hub_service.extension import NOTIFY_URL_ENV
 from hub_service.jupyterhub_contract import LAUNCH_AUTHENTICATOR
 from runtime import settings as settings_module
+from runtime.bus.connection import broker_urls
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -38,6 +40,13 @@ REQUIRED_SECRETS = {
     "ORCH_HUB_API_TOKEN": "hub-token",
     "ORCH_LAUNCH_SECRET": "launch-secret",
 }
+CLUSTER_PROFILE = "cluster"
+CLUSTER_SECRETS = {**REQUIRED_SECRETS, "RABBITMQ_ERLANG_COOKIE": "erlang-cookie"}
+# RabbitMQ's default number of members of a new quorum queue (rabbit.quorum_cluster_size,
+# quorum queues guide); a cluster no larger gets a member of every queue on every node.
+RABBITMQ_DEFAULT_QUORUM_SIZE = 3
+CONF_D = "/etc/rabbitmq/conf.d/"
+DATA_DIR = "/var/lib/rabbitmq"
 S = settings_module
 # Which settings classes each orchestrator process of the compose file builds.
 PROCESS_SETTINGS: dict[str, list[type[BaseSettings]]] = {
@@ -45,6 +54,9 @@ PROCESS_SETTINGS: dict[str, list[type[BaseSettings]]] = {
     "consumer-0": [S.ConsumerSettings],
     "consumer-1": [S.ConsumerSettings],
     "demo": [DemoSettings, S.CommonSettings],  # the demo also issues its key (keys)
+    "gateway-a": [S.GatewaySettings],
+    "gateway-b": [S.GatewaySettings],
+    **{f"consumer-c{index}": [S.ConsumerSettings] for index in range(4)},
 }
 ORCH_NAME = re.compile(r"\bORCH_[A-Z0-9_]+\b")
 
@@ -89,13 +101,20 @@ def docker_compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProce
     )
 
 
+def in_profile(service: dict[str, Any], profile: str = CLUSTER_PROFILE) -> bool:
+    """Whether ``service`` runs only when ``profile`` is enabled."""
+    return profile in (service.get("profiles") or [])
+
+
 def test_docker_compose_config_validates() -> None:
     done = docker_compose("config", env=REQUIRED_SECRETS)
     assert done.returncode == 0, done.stderr
     resolved = yaml.safe_load(done.stdout)
     expected = {"rabbitmq", "postgres", "jupyterhub", "docker-api", "gateway", "consumer-0"}
     expected |= {"consumer-1", "demo", "singleuser"}
-    assert set(resolved["services"]) == expected
+    # Debian's docker-compose lists profile services without their profile; Compose v2 not.
+    cluster = {name for name, service in resolved["services"].items() if in_profile(service)}
+    assert set(resolved["services"]) - cluster == expected
     gateway_env = resolved["services"]["gateway"]["environment"]
     assert gateway_env["ORCH_DATABASE_URL"].startswith("postgresql+asyncpg://orchestrator:")
     assert "ORCH_HUB_API_TOKEN" not in gateway_env  # least privilege: only Hub callers
@@ -126,7 +145,12 @@ def test_each_process_gets_only_its_own_settings() -> None:
 def test_compose_sets_what_make_run_sets(tmp_path: Path) -> None:
     local = set(LocalStack(tmp_path).settings_env())
     services = compose()["services"]
-    for service, cls in (("gateway", S.GatewaySettings), ("consumer-0", S.ConsumerSettings)):
+    for service, cls in (
+        ("gateway", S.GatewaySettings),
+        ("consumer-0", S.ConsumerSettings),
+        ("gateway-a", S.GatewaySettings),
+        ("consumer-c0", S.ConsumerSettings),
+    ):
         needed = local & env_names(cls)
         assert needed, "the local stack sets none of these: the check would be vacuous"
         missing = needed - set(services[service]["environment"])
@@ -248,3 +272,169 @@ def test_no_secret_reaches_a_single_user_container(monkeypatch: pytest.MonkeyPat
     assert not any(name in environment for name in ("ORCH_AMQP_URL", "ORCH_DATABASE_URL"))
     singleuser = SINGLEUSER_CONFIG.read_text()
     assert "allow_root" not in singleuser.replace("No ``allow_root``", "")
+
+
+def resolved_cluster() -> dict[str, Any]:
+    """The services of the ``cluster`` profile as docker-compose resolves them."""
+    done = docker_compose("--profile", CLUSTER_PROFILE, "config", env=CLUSTER_SECRETS)
+    assert done.returncode == 0, done.stderr
+    resolved: dict[str, Any] = yaml.safe_load(done.stdout)
+    return resolved
+
+
+def mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(source, target) of each volume of a resolved service, short or long syntax."""
+    found = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            found.append((str(volume["source"]), str(volume["target"])))
+        else:
+            source, target = str(volume).split(":")[:2]
+            found.append((source, target))
+    return found
+
+
+def rabbitmq_conf(service: dict[str, Any]) -> dict[str, str]:
+    """The rabbitmq.conf settings a node gets from the conf.d files mounted into it
+    (read from the repository; later files win, as RabbitMQ loads them in name order)."""
+    settings: dict[str, str] = {}
+    for source, target in sorted(mounts(service), key=lambda mount: mount[1]):
+        if target.startswith(CONF_D):
+            for line in Path(source).read_text().splitlines():
+                if "=" in line and not line.lstrip().startswith("#"):
+                    key, value = line.split("=", 1)
+                    settings[key.strip()] = value.strip()
+    return settings
+
+
+def option(command: list[str], name: str) -> int:
+    """The integer value of ``name`` in a service's command."""
+    return int(command[command.index(name) + 1])
+
+
+def host_ips(service: dict[str, Any]) -> list[str]:
+    """The host address each published port binds ("" when all interfaces)."""
+    found = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            found.append(str(port.get("host_ip", "")))
+        else:
+            parts = str(port).split(":")
+            found.append(parts[0] if len(parts) == 3 else "")
+    return found
+
+
+def cluster_nodes(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The RabbitMQ services of the ``cluster`` profile."""
+    return {
+        name: service
+        for name, service in services.items()
+        if in_profile(service) and str(service.get("image", "")).startswith("rabbitmq:")
+    }
+
+
+def test_the_cluster_profile_is_three_rabbitmq_nodes_that_find_each_other() -> None:
+    services = resolved_cluster()["services"]
+    nodes = cluster_nodes(services)
+    assert len(nodes) == 3
+    # A node is rabbit@<hostname>, and its peers find it by that name: the service's own.
+    assert all(node["hostname"] == name for name, node in nodes.items())
+    hostnames = set(nodes)
+    data = {s for node in nodes.values() for s, target in mounts(node) if target == DATA_DIR}
+    assert len(data) == 3, "each node needs a volume of its own"
+    single = services["rabbitmq"]
+    config_mounts = {mount for mount in mounts(single) if mount[1] != DATA_DIR}
+    for name, node in nodes.items():
+        assert node["image"] == single["image"], f"{name}: another RabbitMQ than `rabbitmq`"
+        assert config_mounts <= set(mounts(node)), f"{name} lacks plugins or settings"
+        conf = rabbitmq_conf(node)
+        assert conf["cluster_formation.peer_discovery_backend"] == "classic_config"
+        peers = {
+            value
+            for key, value in conf.items()
+            if key.startswith("cluster_formation.classic_config.nodes.")
+        }
+        assert peers == {f"rabbit@{hostname}" for hostname in hostnames}, name
+        # quorum queues get a member on every node: nothing lowers the default size
+        assert not any("quorum" in key and "size" in key for key in conf), name
+        cookie = node["environment"]["RABBITMQ_ERLANG_COOKIE"]
+        assert cookie == CLUSTER_SECRETS["RABBITMQ_ERLANG_COOKIE"], f"{name}: not the shared one"
+    assert len(nodes) <= RABBITMQ_DEFAULT_QUORUM_SIZE, "quorum queues would skip a node"
+
+
+def test_a_cluster_node_without_the_cookie_refuses_to_start(tmp_path: Path) -> None:
+    """The nodes' entrypoint, run with a stand-in for the image's docker-entrypoint.sh."""
+    stand_in = tmp_path / "docker-entrypoint.sh"
+    stand_in.write_text('#!/bin/sh\necho "started: $*"\n')
+    stand_in.chmod(0o755)
+    nodes = cluster_nodes(compose()["services"])
+    assert nodes, "no cluster nodes: the check would be vacuous"
+    for name, node in nodes.items():
+        script = [part.replace("$$", "$") for part in node["entrypoint"]]  # compose escaping
+
+        def run(cookie: str, script: list[str] = script) -> subprocess.CompletedProcess[str]:
+            env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "RABBITMQ_ERLANG_COOKIE": cookie}
+            return subprocess.run(script, env=env, capture_output=True, text=True, check=False)
+
+        refused = run("")
+        assert refused.returncode == 1 and "RABBITMQ_ERLANG_COOKIE in .env" in refused.stderr
+        assert "started" not in refused.stdout, name
+        started = run(CLUSTER_SECRETS["RABBITMQ_ERLANG_COOKIE"])
+        assert started.returncode == 0, (name, started.stderr)
+        assert started.stdout.strip() == "started: rabbitmq-server", name
+
+
+def test_every_cluster_process_reaches_every_node_and_postgres() -> None:
+    services = resolved_cluster()["services"]
+    nodes = cluster_nodes(services)
+    processes = {
+        name: service
+        for name, service in services.items()
+        if in_profile(service) and service.get("image") == services["gateway"]["image"]
+    }
+    gateways = [s for s in processes.values() if s["command"] == ["gateway"]]
+    consumers = [s["command"] for s in processes.values() if s["command"][0] == "consumer"]
+    assert len(gateways) >= 2 and len(consumers) >= 4
+    assert len(gateways) + len(consumers) == len(processes)
+    credentials = {
+        (node["environment"]["RABBITMQ_DEFAULT_USER"], CLUSTER_SECRETS["RABBITMQ_PASSWORD"])
+        for node in nodes.values()
+    }
+    for name, service in processes.items():
+        environment = service["environment"]
+        urls = [urllib.parse.urlsplit(url) for url in broker_urls(environment["ORCH_AMQP_URL"])]
+        assert {url.hostname for url in urls} == set(nodes), name
+        assert {(url.username, url.password) for url in urls} == credentials, name
+        database = urllib.parse.urlsplit(environment["ORCH_DATABASE_URL"])
+        assert database.scheme == "postgresql+asyncpg", name
+        assert str(services[str(database.hostname)]["image"]).startswith("postgres:"), name
+        assert set(nodes) | {"postgres"} <= set(service["depends_on"]), name
+    indexes = sorted(option(command, "--index") for command in consumers)
+    assert indexes == list(range(len(consumers))), "each consumer needs its own index"
+    assert {option(command, "--count") for command in consumers} == {len(consumers)}
+    partitions = {int(s["environment"]["ORCH_PARTITIONS"]) for s in processes.values()}
+    assert partitions == {int(services["gateway"]["environment"]["ORCH_PARTITIONS"])}
+    assert len(consumers) <= partitions.pop(), "a consumer beyond the partitions idles"
+
+
+def test_the_cluster_profile_publishes_ports_on_loopback_only() -> None:
+    services = resolved_cluster()["services"]
+    addresses = [ip for s in services.values() if in_profile(s) for ip in host_ips(s)]
+    assert addresses, "no published port: the check would be vacuous"
+    assert set(addresses) == {"127.0.0.1"}
+
+
+def test_no_secret_is_written_in_the_compose_file() -> None:
+    """Secrets come from .env: every secret-named variable and every password in a URL
+    is a ``${...}`` reference, never a value."""
+    reference = re.compile(r"\$\{[A-Z0-9_]+(:?[-?][^}]*)?\}")
+    text = COMPOSE_FILE.read_text()
+    passwords = re.findall(r"://[^:/@\s]+:(\$\{[^}]*\}|[^@\s]*)@", text)
+    assert len(passwords) >= 5, "no credentials in URLs found: the check would be vacuous"
+    assert [p for p in passwords if not reference.fullmatch(p)] == []
+    secret_name = re.compile(r"PASS|PASSWORD|SECRET|TOKEN|COOKIE|KEY")
+    for name, service in compose()["services"].items():
+        environment = service.get("environment") or {}
+        for key, value in environment.items():
+            if secret_name.search(key):
+                assert reference.fullmatch(str(value)), f"{name}: {key} is written in the file"
