@@ -118,6 +118,9 @@ class Culler:
         self._defaults = defaults
         self._interval = interval
         self._holder = holder
+        # Hub users seen running that are no app's workspace: a workspace is recorded
+        # before its Hub user is created, so such a user never becomes one.
+        self._not_ours: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Look every ``interval`` until ``stop`` is set (errors are logged, not fatal)."""
@@ -178,11 +181,12 @@ class Culler:
         running = {n: r for n, r in known.items() if n in active}
         now = utcnow()
         for name, server in active.items():
-            if name in running or not server.ready:
+            if name in running or not server.ready or name in self._not_ours:
                 continue
             workspace = await self._workspaces.owner(name)
             if workspace is None:
-                continue  # a Hub user no app owns
+                self._not_ours.add(name)  # a Hub user no app owns
+                continue
             record = await self._servers.get(name)
             if record is not None and now - record.updated_at < ADOPT_AFTER:
                 continue

@@ -17,7 +17,7 @@ from typing import Any
 from jupyterhub.spawner import LocalProcessSpawner, SimpleLocalProcessSpawner
 
 STARTED_PERCENT = 40
-WAIT_STEP_SECONDS = 0.5
+WAIT_STEP_SECONDS = 1.0
 WAIT_PERCENT_STEP = 5
 MAX_WAIT_PERCENT = 95
 

@@ -60,7 +60,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, demo_port: int) -> Iterator[
         app_origins=[f"http://127.0.0.1:{demo_port}"],
         # the culler looks often; apps other than the culling tests' keep the default
         # policy (an hour idle), longer than the whole session
-        extra_env={"ORCH_CULL_INTERVAL_SECONDS": "2"},
+        extra_env={"ORCH_CULL_INTERVAL_SECONDS": "4"},
     )
     local = LocalStack(state, options)
     local.start()

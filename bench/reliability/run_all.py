@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 # script name → the figures shown in the summary table
 SCENARIOS: dict[str, list[str]] = {
     "broker_restart": [
-        "202 while down",
+        "202 before the broker was back",
         "recovery: first 202 after broker up (s)",
         "accepted commands",
         "final states",

@@ -62,9 +62,9 @@ class LoadReport:
         """How many answers had each HTTP status (``0``: no answer)."""
         return dict(sorted(Counter(a.status for a in self.answers).items()))
 
-    def answered_between(self, start: float, end: float) -> list[Answer]:
-        """Answers to requests both sent and answered within ``[start, end]`` (monotonic)."""
-        return [a for a in self.answers if a.sent_at >= start and a.answered_at <= end]
+    def sent_between(self, start: float, end: float) -> list[Answer]:
+        """Answers to requests sent within ``[start, end]`` (monotonic), whenever answered."""
+        return [a for a in self.answers if start <= a.sent_at <= end]
 
     def achieved_rate(self) -> float:
         """Requests sent per second over the run."""

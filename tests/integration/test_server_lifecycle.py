@@ -26,7 +26,7 @@ from tests.integration.gateway_client import bearer, post_command
 
 IDLE_TIMEOUT = 20
 GRACE = 5
-CULL_INTERVAL = 2  # the session stack's ORCH_CULL_INTERVAL_SECONDS
+CULL_INTERVAL = 4  # the session stack's ORCH_CULL_INTERVAL_SECONDS
 
 
 def assert_valid(event: dict[str, Any]) -> None:
