@@ -44,8 +44,10 @@ class FailoverConnection(aio_pika.RobustConnection):
         self._nodes = [URL(u) for u in urls]
         self._turn = first
         self._current = self._nodes[first % len(self._nodes)]
+        self._ready = False  # aio-pika's __init__ sets and reads ``url`` once: ignored
         super().__init__(self._current, **kwargs)
-        self._turn = first  # __init__ read the URL once (its query): start at ``first``
+        self._turn = first
+        self._ready = True
 
     @property
     def url(self) -> URL:
@@ -56,10 +58,13 @@ class FailoverConnection(aio_pika.RobustConnection):
 
     @url.setter
     def url(self, value: URL) -> None:
-        """Set by aio-pika at construction and when a secret is updated: the node now."""
-        if hasattr(self, "_nodes"):
-            self._nodes[(self._turn - 1) % len(self._nodes)] = URL(value)
-            self._current = URL(value)
+        """Set by aio-pika at construction (ignored) and when the secret is updated:
+        the new password then holds for every node."""
+        if not getattr(self, "_ready", False):
+            return
+        password = URL(value).password
+        self._nodes = [node.with_password(password) for node in self._nodes]
+        self._current = self._current.with_password(password)
 
     def __str__(self) -> str:
         """The node in use, without its password (logged by aio-pika)."""
