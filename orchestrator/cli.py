@@ -142,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     servers_sub = servers.add_subparsers(dest="action")
     listing = servers_sub.add_parser("list", help="servers running (and culls scheduled)")
     listing.add_argument("--all", action="store_true", help="also servers seen stopped")
+    servers_sub.add_parser("summary", help="per app: running, culls, culled by reason")
     policy = servers_sub.add_parser("policy", help="show or set an app's culling policy")
     policy.add_argument("app")
     policy.add_argument("--idle-timeout", type=int, help="seconds without activity (0: off)")

@@ -1,8 +1,10 @@
 """``orchestrator servers``: the servers the orchestrator knows, and apps' cull policies.
 
 ``servers list`` shows each workspace's server (running or not, last user activity,
-a scheduled cull and its deadline); ``servers policy APP`` shows or sets an app's
-culling policy (idle timeout, max age, grace; 0 turns a rule off).
+a scheduled cull and its deadline); ``servers summary`` one line per app: servers
+running, culls scheduled, servers culled by reason, and the spawn line's length
+(time to ready is the ``orch_spawn_seconds`` histogram); ``servers policy APP`` shows
+or sets an app's culling policy (idle timeout, max age, grace; 0 turns a rule off).
 """
 
 from __future__ import annotations
@@ -13,12 +15,32 @@ from typing import Any
 from orchestrator.operator.tables import print_rows
 from runtime.db.apps import AppStore, CullPolicy
 from runtime.db.engine import create_schema, make_engine, make_sessionmaker
-from runtime.db.servers import ServerStore
+from runtime.db.servers import ServerStore, culls_by_reason
+from runtime.db.spawn_slots import spawns_waiting
 from runtime.settings import CommonSettings
 
 
 def _when(value: Any) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
+
+
+async def _summary(sessions: Any) -> list[dict[str, Any]]:
+    """One row per app with servers or culls."""
+    servers = await ServerStore(sessions).all()
+    culled = await culls_by_reason(sessions)
+    line = await spawns_waiting(sessions)
+    apps = sorted({r.app for r in servers} | {app for app, _ in culled})
+    return [
+        {
+            "app": app,
+            "running": sum(1 for r in servers if r.app == app and r.running),
+            "culls_scheduled": sum(1 for r in servers if r.app == app and r.cull_deadline),
+            "culled_idle": culled.get((app, "idle"), 0),
+            "culled_max_age": culled.get((app, "max_age"), 0),
+            "spawn_line": line,
+        }
+        for app in apps
+    ]
 
 
 async def run_servers(settings: CommonSettings, args: argparse.Namespace) -> int:
@@ -44,6 +66,9 @@ async def run_servers(settings: CommonSettings, args: argparse.Namespace) -> int
                 "cull_grace_seconds": policy.cull_grace_seconds,
             }
             print_rows([row], as_json=args.json)
+            return 0
+        if args.action == "summary":
+            print_rows(await _summary(sessions), as_json=args.json)
             return 0
         rows = [
             {

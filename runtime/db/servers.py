@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from runtime.db.models import ServerRecord
+from runtime.db.models import CommandRecord, CommandStatus, ServerRecord
 from schemas.commands import utcnow
 from schemas.workspaces import Workspace
 
@@ -163,3 +163,21 @@ class ServerStore:
                 .values(**_NO_CULL, updated_at=utcnow())
             )
             await session.commit()
+
+
+async def culls_by_reason(sessions: async_sessionmaker[AsyncSession]) -> dict[tuple[str, str], int]:
+    """How many servers each app had culled, by reason: the ``cull-server`` commands
+    that succeeded and stopped a server."""
+    async with sessions() as session:
+        rows = await session.exec(
+            select(CommandRecord.app, CommandRecord.result).where(
+                col(CommandRecord.type) == "cull-server",
+                col(CommandRecord.status) == CommandStatus.SUCCEEDED.value,
+            )
+        )
+        counts: dict[tuple[str, str], int] = {}
+        for app, result in rows.all():
+            if result and result.get("culled"):
+                key = (app, str(result.get("reason")))
+                counts[key] = counts.get(key, 0) + 1
+        return counts

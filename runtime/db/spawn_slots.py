@@ -157,9 +157,7 @@ class SpawnSlots:
 
     async def waiting(self) -> int:
         """How many spawns stand in line, system-wide (live waiters)."""
-        alive = col(SpawnWaiter.seen_at) > utcnow() - timedelta(seconds=WAITER_GONE_SECONDS)
-        async with self._sessions() as session:
-            return int((await session.exec(select(func.count()).where(alive))).one())
+        return await spawns_waiting(self._sessions)
 
     @contextlib.asynccontextmanager
     async def hold(self, on_wait: OnWait | None = None) -> AsyncIterator[None]:
@@ -200,3 +198,10 @@ class SpawnSlots:
         finally:
             SPAWN_WAITING.dec()
             await asyncio.shield(self._leave_line(holder))
+
+
+async def spawns_waiting(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """How many spawns stand in line for a slot, system-wide (live waiters)."""
+    alive = col(SpawnWaiter.seen_at) > utcnow() - timedelta(seconds=WAITER_GONE_SECONDS)
+    async with sessions() as session:
+        return int((await session.exec(select(func.count()).where(alive))).one())

@@ -235,6 +235,11 @@ async def test_the_orchestrators_calls_do_not_count_as_activity_and_idle_servers
     assert not (state.get("servers") or {}), state
     listed = json.loads(await asyncio.to_thread(stack.orchestrator_cli, "servers", "--json"))
     assert ws not in {row["workspace"] for row in listed}
+    summary = json.loads(
+        await asyncio.to_thread(stack.orchestrator_cli, "servers", "--json", "summary")
+    )
+    (mine,) = [row for row in summary if row["app"] == app]
+    assert (mine["running"], mine["culled_idle"], mine["culls_scheduled"]) == (0, 1, 0), mine
 
 
 async def _hub_user(http: aiohttp.ClientSession, stack: LocalStack, ws: str) -> Any:
