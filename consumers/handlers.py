@@ -20,7 +20,7 @@ from consumers.errors import ConflictError, NotFoundError, PermanentError, Trans
 from consumers.event_publisher import PendingEvent
 from consumers.lifecycle import QuietObserver
 from consumers.notebook_codec import CanonicalNotebook, canonicalise, empty_notebook
-from consumers.ports import CommandObserver, ContentsPort, HubPort, VersionStore
+from consumers.ports import CommandObserver, ContentsPort, HubPort, ServerState, VersionStore
 from runtime.metrics import SERVERS_CULLED
 from schemas import commands as c
 from schemas.events import EventKind, NotebookSaved, SaveOrigin
@@ -211,11 +211,18 @@ async def _keep_open_notebooks(
 
 
 async def _stop(
-    reason: StopReason, ports: Ports, ctx: CommandContext, *, user: str
+    reason: StopReason,
+    ports: Ports,
+    ctx: CommandContext,
+    *,
+    user: str,
+    state: ServerState | None = None,
 ) -> tuple[bool, list[str], list[PendingEvent]]:
     """Keep the open notebooks, then stop the server: ``server.stopping`` and
-    ``server.stopped`` for a server that was running."""
-    state = await ports.hub.server_state(ctx.workspace)
+    ``server.stopped`` for a server that was running. ``state`` saves a Hub call when
+    the caller has just read it."""
+    if state is None:
+        state = await ports.hub.server_state(ctx.workspace)
     running = state.ready or state.pending is not None
     kept: list[str] = []
     events: list[PendingEvent] = []
@@ -256,7 +263,7 @@ async def cull_server(cmd: c.CullServer, ports: Ports, ctx: CommandContext) -> O
         if active is not None and active > cmd.scheduled_at:
             await ctx.observer.cull_called_off()
             return Outcome({"user": cmd.user, "culled": False, "why": "user active"})
-    was_running, kept, events = await _stop(reason, ports, ctx, user=cmd.user)
+    was_running, kept, events = await _stop(reason, ports, ctx, user=cmd.user, state=state)
     if was_running:
         SERVERS_CULLED.labels(reason.value).inc()
     return Outcome(

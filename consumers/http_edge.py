@@ -56,6 +56,12 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def parse_time(raw: Any) -> datetime | None:
+    """A timestamp as the Hub and jupyter_server write them (ISO 8601, ``Z`` for UTC);
+    None for an empty value."""
+    return datetime.fromisoformat(str(raw).replace("Z", "+00:00")) if raw else None
+
+
 def error_for_status(status: int, message: str, retry_after: float | None = None) -> Exception:
     """The typed error for an HTTP error ``status`` (see :mod:`consumers.errors`).
 

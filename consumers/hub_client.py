@@ -14,7 +14,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -22,7 +21,7 @@ import aiohttp
 import structlog
 
 from consumers.errors import NotFoundError, PermanentError, SpawnFailed, TransientError
-from consumers.http_edge import JsonApi, RetryPolicy, as_transient
+from consumers.http_edge import JsonApi, RetryPolicy, as_transient, parse_time
 from consumers.lifecycle import QuietObserver
 from consumers.ports import RunningServer, ServerState, SpawnObserver
 from runtime.metrics import SPAWN_SECONDS
@@ -67,10 +66,6 @@ class LocalSpawnLimit:
             yield
         finally:
             self._semaphore.release()
-
-
-def _parse_time(raw: Any) -> datetime | None:
-    return datetime.fromisoformat(str(raw).replace("Z", "+00:00")) if raw else None
 
 
 def is_busy(body: Any) -> bool:
@@ -154,7 +149,7 @@ class HubClient:
                             user=model["name"],
                             ready=bool(server.get("ready")),
                             pending=server.get("pending"),
-                            started=_parse_time(server.get("started")),
+                            started=parse_time(server.get("started")),
                         )
                     )
             if len(items) < USERS_PAGE:
