@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -87,6 +88,8 @@ class ConfirmedPublisher:
                     mandatory=True,
                 )
         except aio_pika.exceptions.DeliveryError as exc:
+            if isinstance(exc.frame, Basic.Nack):
+                await self._discard_channel()
             raise PublishFailed(f"broker refused the message: {exc}") from exc
         except TimeoutError as exc:
             raise PublishFailed("broker did not confirm in time") from exc
@@ -95,6 +98,18 @@ class ConfirmedPublisher:
         if not isinstance(confirmation, Basic.Ack):
             raise PublishFailed(f"broker did not acknowledge: {confirmation!r}")
         labelled(PUBLISH_CONFIRM_SECONDS, exchange).observe(time.perf_counter() - started)
+
+    async def _discard_channel(self) -> None:
+        """Close the channel after a nack, so the next publish opens a fresh one.
+
+        A quorum queue nacks what its channel published while the queue's leader was
+        on a lost node; RabbitMQ (3.10) keeps nacking every later publish on that same
+        channel even once a new leader is elected, while a new channel is accepted.
+        """
+        channel, self._channel = self._channel, None
+        if channel is not None and not channel.is_closed:
+            with contextlib.suppress(aiormq.exceptions.AMQPError, RuntimeError, OSError):
+                await channel.close()
 
     async def publish_event(self, kind: EventKind, event: CloudEvent[Any]) -> None:
         """Publish an event to the events exchange under its routing key."""
