@@ -36,6 +36,12 @@ SCENARIOS: dict[str, list[str]] = {
         "poison messages dead-lettered",
     ],
     "soak": ["achieved rate (cmd/s)", "RSS growth after warm-up (%)"],
+    "node_loss": [
+        "answered 503 (bus failing over)",
+        "5xx other than 503",
+        "back to 90% accepted rate after (s)",
+        "final states",
+    ],
 }
 SCRIPT_SECONDS_LIMIT = 3600  # every script bounds itself; this catches a hang
 

@@ -74,14 +74,16 @@ def run_scenario_script(
     scenario: Scenario,
     *,
     fault_proxy: bool = False,
+    options: StackOptions | None = None,
     argv: list[str] | None = None,
 ) -> int:
-    """Parse ``argv``, run ``scenario`` on a fresh stack, print and return the exit code."""
+    """Parse ``argv``, run ``scenario`` on a fresh stack (``options``, by default
+    :func:`reliability_options`), print and return the exit code."""
     args = parser.parse_args(argv)
     state = Path(tempfile.mkdtemp(prefix="orch-reliability-"))
     started = time.monotonic()
     try:
-        with running_stack(state, fault_proxy=fault_proxy) as running:
+        with running_stack(state, options, fault_proxy=fault_proxy) as running:
             up = time.monotonic() - started
             print(f"stack up in {up:.1f} s (state: {state})", flush=True)
             result = asyncio.run(scenario(running, args))

@@ -13,7 +13,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -52,6 +52,7 @@ class LoadReport:
     ended_at: float = 0.0
     answers: list[Answer] = field(default_factory=list)
     skipped: int = 0  # sends not made because ``max_in_flight`` requests were pending
+    rerouted: int = 0  # requests sent to another gateway after one refused the connection
 
     @property
     def accepted_ids(self) -> list[str]:
@@ -85,11 +86,15 @@ class CommandLoad:
     Open loop: request ``i`` is due at ``start + i / rate`` whatever happened to the
     earlier ones. At most ``max_in_flight`` requests are pending; a due request beyond
     that is not sent and counted in :attr:`LoadReport.skipped`.
+
+    Given several gateways, request ``i`` goes to gateway ``i mod n``; a gateway that
+    refuses the connection (its process is gone) is skipped for the next one, as a
+    load balancer's health check would (counted in :attr:`LoadReport.rerouted`).
     """
 
     def __init__(
         self,
-        gateway_url: str,
+        gateway_url: str | Sequence[str],
         app_key: str,
         commands: CommandFactory,
         *,
@@ -97,7 +102,7 @@ class CommandLoad:
         max_in_flight: int = 500,
         request_timeout: float = 30.0,
     ) -> None:
-        self._url = gateway_url.rstrip("/") + "/v1/commands"
+        self._urls = [u.rstrip("/") + "/v1/commands" for u in _as_list(gateway_url)]
         self._headers = {"Authorization": f"Bearer {app_key}"}
         self._commands = commands
         self._rate = rate
@@ -134,14 +139,23 @@ class CommandLoad:
         command = self._commands(index)
         sent = time.monotonic()
         status, command_id, error = NO_ANSWER, None, None
-        try:
-            async with http.post(self._url, json=command, headers=self._headers) as response:
-                status = response.status
-                body = await response.json(content_type=None)
-                if status == 202 and isinstance(body, dict):
-                    command_id = str(body.get("id"))
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:200]
+        for turn in range(len(self._urls)):
+            url = self._urls[(index + turn) % len(self._urls)]
+            try:
+                async with http.post(url, json=command, headers=self._headers) as response:
+                    status = response.status
+                    body = await response.json(content_type=None)
+                    if status == 202 and isinstance(body, dict):
+                        command_id = str(body.get("id"))
+                break
+            except aiohttp.ClientConnectorError as exc:
+                error = f"{type(exc).__name__}: {exc}"[:200]
+                report.rerouted += 1  # nothing was sent: the next gateway gets it
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                error = f"{type(exc).__name__}: {exc}"[:200]
+                break
+        else:
+            report.rerouted -= 1  # the last gateway refused too: no reroute happened
         report.answers.append(Answer(sent, time.monotonic(), status, command_id, command, error))
 
 
@@ -256,29 +270,73 @@ def created_twice(records: Iterable[CommandRecord]) -> list[str]:
     return sorted(user for user, n in created.items() if n > 1)
 
 
+def _as_list(gateway_url: str | Sequence[str]) -> list[str]:
+    return [gateway_url] if isinstance(gateway_url, str) else list(gateway_url)
+
+
+async def submit_command(
+    http: aiohttp.ClientSession,
+    gateway_url: str | Sequence[str],
+    app_key: str,
+    command: dict[str, Any],
+    *,
+    unavailable_for: float = 0.0,
+) -> tuple[dict[str, Any], int]:
+    """Send ``command`` until a gateway accepts it; its status view and the resubmits.
+
+    As a client app would: with an ``Idempotency-Key``, an answer 503 (the bus is
+    failing over), a refused connection or no answer at all (that gateway is gone,
+    perhaps after recording the command) is sent again, to the next gateway, for up to
+    ``unavailable_for`` s; the key makes a repeat return the command already recorded.
+    Raises ``RuntimeError`` for any other answer, or when no gateway accepted in time.
+    """
+    headers = {"Authorization": f"Bearer {app_key}", "Idempotency-Key": str(uuid.uuid4())}
+    bases = [u.rstrip("/") for u in _as_list(gateway_url)]
+    deadline = time.monotonic() + unavailable_for
+    resubmits = 0
+    while True:
+        base = bases[resubmits % len(bases)]
+        problem: str
+        try:
+            async with http.post(f"{base}/v1/commands", json=command, headers=headers) as r:
+                if r.status in (200, 202):  # 200: recorded before, by an earlier try
+                    return await r.json(), resubmits
+                problem = f"{r.status} {await r.text()}"
+                if r.status != 503:
+                    raise RuntimeError(f"command not accepted: {problem}")
+        except aiohttp.ClientError as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"command not accepted: {problem}")
+        resubmits += 1
+        await asyncio.sleep(0.2)  # the gateway's bus or process is failing over
+
+
 async def run_command(
     http: aiohttp.ClientSession,
-    gateway_url: str,
+    gateway_url: str | Sequence[str],
     app_key: str,
     command: dict[str, Any],
     *,
     within: float,
+    unavailable_for: float = 0.0,
 ) -> dict[str, Any]:
-    """Send ``command`` and long-poll its status until it is final or ``within`` s passed.
+    """Send ``command`` (:func:`submit_command`) and long-poll its status until it is
+    final or ``within`` s passed; polls go round the gateways while one is unavailable.
 
-    Returns the last status view (``status`` may still be non-final after ``within``);
-    raises ``RuntimeError`` when the gateway does not accept the command.
+    Returns the last status view (``status`` may still be non-final after ``within``),
+    with ``resubmits``: how many times it was sent again before being accepted.
     """
     headers = {"Authorization": f"Bearer {app_key}"}
-    base = gateway_url.rstrip("/")
-    async with http.post(f"{base}/v1/commands", json=command, headers=headers) as response:
-        if response.status != 202:
-            raise RuntimeError(f"command not accepted: {response.status} {await response.text()}")
-        view: dict[str, Any] = await response.json()
+    bases = [u.rstrip("/") for u in _as_list(gateway_url)]
+    view, resubmits = await submit_command(
+        http, bases, app_key, command, unavailable_for=unavailable_for
+    )
     deadline = time.monotonic() + within
+    polls = 0
     while not _is_final(view["status"]) and time.monotonic() < deadline:
         wait = max(1, min(30, int(deadline - time.monotonic())))
-        url = f"{base}/v1/commands/{view['id']}?wait={wait}"
+        url = f"{bases[polls % len(bases)]}/v1/commands/{view['id']}?wait={wait}"
         try:
             async with http.get(url, headers=headers) as response:
                 if response.status == 200:
@@ -286,5 +344,6 @@ async def run_command(
                     continue
         except (aiohttp.ClientError, TimeoutError):
             pass
+        polls += 1
         await asyncio.sleep(0.5)  # the gateway is briefly unavailable: ask again
-    return view
+    return {**view, "resubmits": resubmits}

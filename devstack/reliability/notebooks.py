@@ -58,12 +58,28 @@ async def run_commands(
         )
 
 
+async def open_notebooks(
+    stack: LocalStack, app_key: str, users: list[str], *, within: float = 300
+) -> list[str]:
+    """Send ``open`` of :data:`NOTEBOOK_PATH` for every one of ``users`` (their servers
+    spawn) and wait; the users whose ``open`` did not succeed."""
+    opened = await run_commands(
+        stack,
+        app_key,
+        [{"type": "open", "user": u, "path": NOTEBOOK_PATH} for u in users],
+        within=within,
+    )
+    return [v["user"] for v in opened if v["status"] != "succeeded"]
+
+
 @dataclass
 class SaveLoop:
     """Per user: write new content, send ``save``, wait until it is final; repeat.
 
     Records each save's last status view; a save that did not finish in ``timeout``
-    is recorded as it was, and the loop goes on with the next content.
+    is recorded as it was, and the loop goes on with the next content. With
+    ``unavailable_for``, a save answered 503 (or refused by a gateway that is gone) is
+    sent again, round the ``gateways`` (default: the stack's), for up to that long.
     """
 
     stack: LocalStack
@@ -71,6 +87,8 @@ class SaveLoop:
     user: str
     path: str = NOTEBOOK_PATH
     timeout: float = 120.0
+    gateways: list[str] = field(default_factory=list)
+    unavailable_for: float = 0.0
     saves: list[dict[str, Any]] = field(default_factory=list)
     write_failures: int = 0
 
@@ -88,7 +106,12 @@ class SaveLoop:
                     continue
                 command = {"type": "save", "user": self.user, "path": self.path}
                 view = await run_command(
-                    http, self.stack.gateway_url, self.app_key, command, within=self.timeout
+                    http,
+                    self.gateways or self.stack.gateway_url,
+                    self.app_key,
+                    command,
+                    within=self.timeout,
+                    unavailable_for=self.unavailable_for,
                 )
                 self.saves.append(view)
 

@@ -22,6 +22,7 @@ from devstack.reliability.load import (
 from devstack.reliability.notebooks import (
     NOTEBOOK_PATH,
     SaveLoop,
+    open_notebooks,
     run_commands,
 )
 from devstack.reliability.result import ScenarioResult
@@ -64,13 +65,7 @@ async def consumer_kills_under_load(
     """
     result = ScenarioResult(f"2. consumer SIGKILL x{kills} under load")
     users = _fresh_users(save_users, "k")
-    opened = await run_commands(
-        stack,
-        app_key,
-        [{"type": "open", "user": u, "path": NOTEBOOK_PATH} for u in users],
-        within=300,
-    )
-    not_open = [v["user"] for v in opened if v["status"] != "succeeded"]
+    not_open = await open_notebooks(stack, app_key, users)
     result.check(not not_open, f"notebooks could not be opened for {not_open}")
 
     stop = asyncio.Event()

@@ -14,6 +14,7 @@ class ScenarioResult:
     scenario: str
     figures: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    charts: list[str] = field(default_factory=list)  # printed after the figures
 
     def check(self, holds: bool, problem: str) -> None:
         """Record ``problem`` unless ``holds``."""
@@ -25,6 +26,7 @@ class ScenarioResult:
         width = max((len(name) for name in self.figures), default=0)
         lines = [f"== {self.scenario}"]
         lines += [f"  {name.ljust(width)}  {_show(value)}" for name, value in self.figures.items()]
+        lines += [line for chart in self.charts for line in ("", chart, "")]
         if self.problems:
             lines += ["  PROBLEMS:", *(f"  - {p}" for p in self.problems)]
         else:
