@@ -324,13 +324,18 @@ def host_ips(service: dict[str, Any]) -> list[str]:
     return found
 
 
-def cluster_nodes(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The RabbitMQ services of the ``cluster`` profile."""
+def joining_nodes(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The RabbitMQ services the ``cluster`` profile adds (they join ``rabbitmq``)."""
     return {
         name: service
         for name, service in services.items()
         if in_profile(service) and str(service.get("image", "")).startswith("rabbitmq:")
     }
+
+
+def cluster_nodes(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every node of the ``cluster`` profile's RabbitMQ cluster: ``rabbitmq`` first."""
+    return {"rabbitmq": services["rabbitmq"], **joining_nodes(services)}
 
 
 def test_the_cluster_profile_is_three_rabbitmq_nodes_that_find_each_other() -> None:
@@ -362,12 +367,30 @@ def test_the_cluster_profile_is_three_rabbitmq_nodes_that_find_each_other() -> N
     assert len(nodes) <= RABBITMQ_DEFAULT_QUORUM_SIZE, "quorum queues would skip a node"
 
 
+def test_with_the_cluster_profile_every_process_shares_the_clusters_bus() -> None:
+    """The Hub (its hub service publishes save notifications), the demo and the first
+    gateway and consumers stay on ``rabbitmq``, which is then a node of the cluster: one
+    bus, so a user's commands stay in order whichever gateway takes them."""
+    services = resolved_cluster()["services"]
+    nodes = cluster_nodes(services)
+    on_the_bus = [
+        name
+        for name, service in services.items()
+        if "ORCH_AMQP_URL" in service.get("environment", {})
+    ]
+    assert {"jupyterhub", "gateway", "consumer-0", "demo"} <= set(on_the_bus)
+    for name in on_the_bus:
+        urls = broker_urls(services[name]["environment"]["ORCH_AMQP_URL"])
+        hosts = {urllib.parse.urlsplit(url).hostname for url in urls}
+        assert hosts <= set(nodes), (name, hosts)
+
+
 def test_a_cluster_node_without_the_cookie_refuses_to_start(tmp_path: Path) -> None:
     """The nodes' entrypoint, run with a stand-in for the image's docker-entrypoint.sh."""
     stand_in = tmp_path / "docker-entrypoint.sh"
     stand_in.write_text('#!/bin/sh\necho "started: $*"\n')
     stand_in.chmod(0o755)
-    nodes = cluster_nodes(compose()["services"])
+    nodes = joining_nodes(compose()["services"])
     assert nodes, "no cluster nodes: the check would be vacuous"
     for name, node in nodes.items():
         script = [part.replace("$$", "$") for part in node["entrypoint"]]  # compose escaping
