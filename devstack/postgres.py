@@ -62,6 +62,12 @@ class PostgresServer:
         """The file holding the server's output."""
         return self.state_dir / "postgresql.log"
 
+    def process_ids(self) -> list[int]:
+        """PIDs of the server and its backends right now (empty when stopped)."""
+        if self._server is None or not self._server.is_running():
+            return []
+        return [p.pid for p in snapshot_tree([self._server.pid])]
+
     @property
     def pid(self) -> int:
         """PID of the postmaster (raises ``RuntimeError`` before :meth:`start`)."""

@@ -19,6 +19,7 @@ import aiohttp
 import psutil
 
 from devstack.process import snapshot_tree
+from devstack.stack import LocalStack
 from schemas.topology import DEAD_LETTER_QUEUE
 
 
@@ -31,6 +32,43 @@ def tree_rss(pids: Iterable[int]) -> int:
         except psutil.Error:
             continue
     return total
+
+
+def tree_cpu_seconds(pids: Iterable[int]) -> float:
+    """CPU time (user + system, s) used so far by ``pids`` and all their descendants
+    (the descendants' own counters: a process that ended since is not counted)."""
+    total = 0.0
+    for process in snapshot_tree(pids):
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def process_groups(stack: LocalStack) -> dict[str, Callable[[], list[int]]]:
+    """The stack's processes by role (name → a function giving their PIDs now): the
+    broker (every node), the Hub (with its proxy and single-user servers), each
+    gateway and consumer, and PostgreSQL when the stack has it."""
+    groups: dict[str, Callable[[], list[int]]] = {
+        "broker": stack.broker.process_ids,
+        "hub": stack.hub.process_ids,
+    }
+    if stack.gateway is not None:
+        groups["gateway"] = stack.gateway.process_ids
+    for index, (gateway, _) in enumerate(stack.extra_gateways, start=1):
+        groups[f"gateway-{index}"] = gateway.process_ids
+    for index, consumer in enumerate(stack.consumers):
+        groups[f"consumer-{index}"] = consumer.process_ids
+    if stack.postgres is not None:
+        groups["postgres"] = stack.postgres.process_ids
+    return groups
+
+
+def cpu_by_group(groups: Mapping[str, Callable[[], list[int]]]) -> dict[str, float]:
+    """CPU seconds used so far by each group (see :func:`tree_cpu_seconds`)."""
+    return {name: tree_cpu_seconds(pids()) for name, pids in groups.items()}
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from devstack.reliability.load import (
@@ -18,7 +17,7 @@ from devstack.reliability.load import (
     LoadReport,
     wait_until_final,
 )
-from devstack.reliability.probes import MemorySeries, queue_depths
+from devstack.reliability.probes import MemorySeries, process_groups, queue_depths
 from devstack.reliability.result import ScenarioResult
 from devstack.stack import LocalStack
 from schemas.topology import Partitioning
@@ -138,18 +137,6 @@ async def broker_restart_under_load(
     return result
 
 
-def _process_groups(stack: LocalStack) -> dict[str, Callable[[], list[int]]]:
-    groups: dict[str, Callable[[], list[int]]] = {
-        "broker": stack.broker.process_ids,
-        "hub": stack.hub.process_ids,
-    }
-    if stack.gateway is not None:
-        groups["gateway"] = stack.gateway.process_ids
-    for index, consumer in enumerate(stack.consumers):
-        groups[f"consumer-{index}"] = consumer.process_ids
-    return groups
-
-
 async def soak(
     stack: LocalStack,
     app_key: str,
@@ -171,7 +158,7 @@ async def soak(
     """
     result = ScenarioResult(f"6. soak {seconds:.0f} s")
     memory = MemorySeries()
-    groups = _process_groups(stack)
+    groups = process_groups(stack)
     partition_queues = set(Partitioning(stack.options.partitions).queues())
     depths: list[int] = []
     stop = asyncio.Event()

@@ -54,9 +54,11 @@ def text_chart(
     series: Mapping[str, list[int]], marks: Iterable[Mark] = (), *, width: int = 40
 ) -> str:
     """One line per second: the counts of every series (the first also as a bar), and
-    the marks that fell within that second."""
+    the marks that fell within that second; seconds after the last count are one line."""
     names = list(series)
-    length = max((len(s) for s in series.values()), default=0)
+    full = max((len(s) for s in series.values()), default=0)
+    busy = [i for s in series.values() for i, count in enumerate(s) if count]
+    length = min(full, max(busy, default=-1) + 2)  # trailing idle seconds: one line
     top = max((max(s, default=0) for s in series.values()), default=0) or 1
     by_second: dict[int, list[str]] = {}
     for mark in marks:
@@ -71,4 +73,6 @@ def text_chart(
         note = "  <- " + "; ".join(by_second[second]) if second in by_second else ""
         values = "  ".join(f"{c:>8}" for c in counts)
         lines.append(f"{second:>4}  {bar:<{width}}  {values}{note}")
+    if length < full:
+        lines.append(f"{'':>4}  (nothing more until second {full - 1})")
     return "\n".join(lines)

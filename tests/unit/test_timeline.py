@@ -43,3 +43,9 @@ def test_text_chart_puts_marks_on_their_second_and_scales_the_first_series() -> 
     assert lines[2].startswith("   1  " + "#" * 5 + " ")
     assert lines[2].endswith("<- kill")
     assert "<-" not in lines[1]
+
+
+def test_text_chart_folds_the_idle_tail_into_one_line() -> None:
+    lines = text_chart({"accepted": [3, 1, 0, 0, 0, 0]}).splitlines()
+    assert len(lines) == 1 + 3 + 1  # header, seconds 0-2, the folded tail
+    assert lines[-1].strip() == "(nothing more until second 5)"
