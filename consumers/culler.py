@@ -25,8 +25,9 @@ from datetime import datetime, timedelta
 import structlog
 
 from consumers.errors import PermanentError, TransientError
+from consumers.hubs import HubPorts
 from consumers.lifecycle import Announcer
-from consumers.ports import BusPublisher, ContentsPort, HubPort, RunningServer, WorkspaceDirectory
+from consumers.ports import BusPublisher, RunningServer, WorkspaceDirectory
 from runtime.bus.command_messages import command_message
 from runtime.db.apps import AppStore, CullPolicy
 from runtime.db.command_records import NewCommand
@@ -93,8 +94,7 @@ class Culler:
     def __init__(
         self,
         *,
-        hub: HubPort,
-        contents: ContentsPort,
+        hubs: HubPorts,
         servers: ServerStore,
         workspaces: WorkspaceDirectory,
         apps: AppStore,
@@ -106,8 +106,7 @@ class Culler:
         interval: timedelta,
         holder: str,
     ) -> None:
-        self._hub = hub
-        self._contents = contents
+        self._hubs = hubs
         self._servers = servers
         self._workspaces = workspaces
         self._apps = apps
@@ -141,8 +140,9 @@ class Culler:
             SERVERS_RUNNING.clear()
             return False
         known = {r.workspace: r for r in await self._servers.running()}
-        active = {s.user: s for s in await self._hub.running_servers()}
-        await self._notice_stopped(known, active)
+        active, every_hub_answered = await self._active_servers()
+        if every_hub_answered:  # else a silent Hub's servers would look stopped
+            await self._notice_stopped(known, active)
         running = await self._take_in(known, active)
         policies = await self._apps.cull_policies()
         counts: dict[str, int] = {}
@@ -157,6 +157,18 @@ class Culler:
         for app, count in counts.items():
             SERVERS_RUNNING.labels(app).set(count)
         return True
+
+    async def _active_servers(self) -> tuple[dict[str, RunningServer], bool]:
+        """Every Hub's running servers by Hub user, and whether every Hub answered."""
+        active: dict[str, RunningServer] = {}
+        answered = True
+        for name, ports in self._hubs.items():
+            try:
+                active.update({s.user: s for s in await ports.hub.running_servers()})
+            except TransientError as exc:
+                answered = False
+                log.info("Hub skipped this pass", hub=name, error=str(exc))
+        return active, answered
 
     async def _notice_stopped(
         self, known: dict[str, ServerRecord], active: dict[str, RunningServer]
@@ -199,7 +211,9 @@ class Culler:
         now = utcnow()
         if record.cull_deadline is None and cull_due(policy, now, record.started_at, None) is None:
             return  # not up long enough to be idle or old: no need to ask the server
-        last_activity = await self._contents.last_activity(record.workspace)
+        workspace = await self._workspaces.owner(record.workspace)
+        contents = self._hubs.for_hub(workspace.hub if workspace else None).contents
+        last_activity = await contents.last_activity(record.workspace)
         await self._servers.seen_active(record.workspace, last_activity)
         if record.cull_command_id is not None:
             return  # the cull is in the user's command order

@@ -33,6 +33,12 @@ class PermanentError(CommandError):
     code = "permanent"
 
 
+class UnknownHub(PermanentError):
+    """The workspace lives on a Hub that is not (any more) in the configuration."""
+
+    code = "unknown_hub"
+
+
 class HubForbidden(PermanentError):
     """403 from the Hub: the orchestrator's service role lacks a scope."""
 

@@ -44,6 +44,7 @@ class Ports:
     launch_links: LaunchLinkIssuer | None = None
     # how long a stop waits for the open JupyterLab pages to save their notebooks
     flush_timeout_seconds: float = 5.0
+    hub_name: str | None = None  # the Hub these ports reach, named in events
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,11 @@ def notebook_url(hub_public_url: str, user: str, path: str) -> str:
 
 
 def saved_event(
-    version: StoredVersion, content: dict[str, Any] | None, *, user: str
+    version: StoredVersion, content: dict[str, Any] | None, *, user: str, hub: str | None
 ) -> PendingEvent:
     """The ``notebook.saved`` event for a stored version of ``user`` (the person; the
-    version itself is kept under the workspace's Hub user), with who wrote it."""
+    version itself is kept under the workspace's Hub user, on ``hub``), with who wrote
+    it."""
     return PendingEvent(
         EventKind.NOTEBOOK_SAVED,
         NotebookSaved(
@@ -91,6 +93,7 @@ def saved_event(
             command_id=version.writing_command,
             restored_from=version.restored_from,
             before_overwrite=version.before_overwrite,
+            hub=hub,
         ),
         subject=f"{user}/{version.path}",
     )
@@ -125,7 +128,7 @@ async def _store(
     if not (version.created or version.command_id == ctx.command_id):
         return version, []
     inline = canonical.as_dict() if canonical.size <= ports.inline_content_max_bytes else None
-    return version, [saved_event(version, inline, user=user)]
+    return version, [saved_event(version, inline, user=user, hub=ports.hub_name)]
 
 
 async def ensure_user(cmd: c.EnsureUser, ports: Ports, ctx: CommandContext) -> Outcome:
@@ -172,7 +175,8 @@ async def _store_found(
         before_overwrite=before_overwrite,
     )
     inline = on_disk.as_dict() if on_disk.size <= ports.inline_content_max_bytes else None
-    return [saved_event(version, inline, user=user)] if version.created else []
+    event = saved_event(version, inline, user=user, hub=ports.hub_name)
+    return [event] if version.created else []
 
 
 async def _keep_open_notebooks(

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from consumers.errors import InvalidNotebook, NotFoundError, PermanentError, TransientError
 from consumers.event_publisher import EventPublisher, PendingEvent
 from consumers.handlers import saved_event
+from consumers.hubs import HubPorts
 from consumers.notebook_codec import canonicalise
 from consumers.ports import InboundMessage, NotebookIndex, NotebookReader, WorkspaceDirectory
 from consumers.redelivery import Redelivery
@@ -49,7 +50,7 @@ class NotificationProcessor:
 
     def __init__(
         self,
-        contents: NotebookReader,
+        contents: NotebookReader | HubPorts,
         notebooks: NotebookIndex,
         workspaces: WorkspaceDirectory,
         events: EventPublisher,
@@ -58,7 +59,9 @@ class NotificationProcessor:
         *,
         inline_content_max_bytes: int = 16_384,
     ) -> None:
-        self._contents = contents
+        # a notification is read through the Hub its workspace lives on
+        self._hubs = contents if isinstance(contents, HubPorts) else None
+        self._single = None if isinstance(contents, HubPorts) else contents
         self._notebooks = notebooks
         self._workspaces = workspaces
         self._events = events
@@ -89,6 +92,7 @@ class NotificationProcessor:
                     note.user,
                     "",
                     note.user,  # a Hub user the orchestrator did not create
+                    message.hub,  # on the Hub whose service received the notification
                 )
                 await self._apply(note, who, replayed=bool(incoming.redelivered))
             except PublishFailed:
@@ -107,6 +111,13 @@ class NotificationProcessor:
                 await self._redelivery.dead_letter(incoming, "crash", reason)
         await incoming.ack()
 
+    def _reader(self, who: Workspace) -> NotebookReader:
+        """The contents of the Hub ``who`` lives on."""
+        if self._hubs is not None:
+            return self._hubs.for_hub(who.hub).contents
+        assert self._single is not None
+        return self._single
+
     async def _apply(self, note: ContentsNotification, who: Workspace, *, replayed: bool) -> None:
         if note.action == ContentsAction.SAVE:
             await self._save(note, who, note.path, replayed=replayed)
@@ -121,7 +132,7 @@ class NotificationProcessor:
     ) -> None:
         if not _is_notebook(path):
             return
-        canonical = canonicalise(await self._contents.read_notebook(note.user, path))
+        canonical = canonicalise(await self._reader(who).read_notebook(note.user, path))
         version = await self._notebooks.add_version(
             user=note.user,
             path=path,
@@ -134,7 +145,7 @@ class NotificationProcessor:
             log.info("save left the notebook unchanged", path=path)
             return
         inline = canonical.as_dict() if canonical.size <= self._inline_max else None
-        event = saved_event(version, inline, user=who.user)
+        event = saved_event(version, inline, user=who.user, hub=who.hub)
         await self._publish(note, who, event)
         lag = (utcnow() - note.occurred_at).total_seconds()
         SAVE_TO_EVENT_SECONDS.observe(max(0.0, lag))
@@ -143,9 +154,8 @@ class NotificationProcessor:
     async def _rename(
         self, note: ContentsNotification, who: Workspace, old: str, new: str, *, replayed: bool
     ) -> None:
-        if await self._contents.exists(note.user, old) or not await self._contents.exists(
-            note.user, new
-        ):
+        reader = self._reader(who)
+        if await reader.exists(note.user, old) or not await reader.exists(note.user, new):
             log.info("rename not seen in the server; ignored", old_path=old, new_path=new)
             return
         if _is_notebook(old) and _is_notebook(new):
@@ -166,7 +176,7 @@ class NotificationProcessor:
                         await self._renamed(note, who, summary.path, moved)
 
     async def _delete(self, note: ContentsNotification, who: Workspace) -> None:
-        if await self._contents.exists(note.user, note.path):
+        if await self._reader(who).exists(note.user, note.path):
             log.info("deleted file exists in the server; ignored", path=note.path)
             return
         if _is_notebook(note.path):

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from consumers.errors import PermanentError, TransientError
 from consumers.event_publisher import EventPublisher
 from consumers.handlers import HANDLERS, CommandContext, Handler, Ports
+from consumers.hubs import HubPorts
 from consumers.lifecycle import QuietObserver
 from consumers.ports import (
     CommandLog,
@@ -66,7 +67,7 @@ class CommandProcessor:
 
     def __init__(
         self,
-        ports: Ports,
+        ports: Ports | HubPorts,
         commands: CommandLog,
         workspaces: WorkspaceDirectory,
         events: EventPublisher,
@@ -81,7 +82,7 @@ class CommandProcessor:
         observers: ObserverFactory = quiet_observers,
     ) -> None:
         self._observers = observers
-        self._ports = ports
+        self._ports = ports if isinstance(ports, HubPorts) else HubPorts.single(ports)
         self._commands = commands
         self._workspaces = workspaces
         self._events = events
@@ -142,6 +143,7 @@ class CommandProcessor:
             )
             return
         workspace = await self._workspaces.ensure(message.app, message.user)
+        structlog.contextvars.bind_contextvars(hub=workspace.hub)
         observer = self._observers(message, workspace)
         earlier = await self._commands.earlier_unfinished(record)
         if earlier is not None and utcnow() - earlier.updated_at < ORDER_BARRIER_WINDOW:
@@ -155,16 +157,24 @@ class CommandProcessor:
             )
             return
         await self._run(
-            incoming, message, CommandContext(message.id, workspace.name, message.app, observer)
+            incoming,
+            message,
+            CommandContext(message.id, workspace.name, message.app, observer),
+            workspace.hub,
         )
 
     async def _run(
-        self, incoming: InboundMessage, message: CommandMessage, context: CommandContext
+        self,
+        incoming: InboundMessage,
+        message: CommandMessage,
+        context: CommandContext,
+        hub: str | None,
     ) -> None:
         started, started_at = time.monotonic(), utcnow()
         command_type = message.command.type
         try:
-            outcome = await self._handlers[command_type](message.command, self._ports, context)
+            ports = self._ports.for_hub(hub)
+            outcome = await self._handlers[command_type](message.command, ports, context)
         except TransientError as exc:
             await self._commands.requeued(message.id)
             gave_up = await self._redelivery.retry_or_give_up(

@@ -25,6 +25,7 @@ from consumers.event_publisher import EventPublisher
 from consumers.handlers import Ports
 from consumers.health_server import ReadinessProbe, serve_health
 from consumers.hub_client import HubClient
+from consumers.hubs import HubPorts
 from consumers.lifecycle import Announcer, CommandLifecycle
 from consumers.notifications import NotificationProcessor
 from consumers.ports import CommandObserver
@@ -44,6 +45,7 @@ from runtime.db.servers import ServerStore
 from runtime.db.spawn_slots import SpawnSlots
 from runtime.db.workspaces import WorkspaceStore
 from runtime.failpoints import Failpoints
+from runtime.hubs import HubSpec
 from runtime.settings import ConsumerSettings
 from schemas import topology as t
 from schemas.commands import CommandMessage
@@ -87,40 +89,34 @@ async def consumer_runtime(
     await create_schema(engine)
     sessions = make_sessionmaker(engine)
     timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=60)
-    token = settings.hub_api_token.get_secret_value()
-    spawn_slots = SpawnSlots(
-        sessions,
-        settings.spawn_concurrency,
-        lease_seconds=settings.spawn_timeout_seconds + SPAWN_LEASE_MARGIN_SECONDS,
-        owner=name,
-    )
-    await spawn_slots.ensure_slots()
+    hub_specs = settings.hub_specs()
+    spawn_slots = {
+        spec.name: SpawnSlots(
+            sessions,
+            spec.spawn_limit,
+            lease_seconds=settings.spawn_timeout_seconds + SPAWN_LEASE_MARGIN_SECONDS,
+            owner=name,
+            hub=spec.name,
+        )
+        for spec in hub_specs
+    }
+    for slots in spawn_slots.values():
+        await slots.ensure_slots()
     async with (
         confirmed_bus(settings, name=name) as (connection, publisher),
         aiohttp.ClientSession(timeout=timeout) as http,
     ):
         notebooks = NotebookStore(sessions)
-        hub = HubClient(
-            http,
-            settings.hub_api_url,
-            token,
-            concurrency=settings.hub_concurrency,
-            spawn_limit=spawn_slots,
-            spawn_timeout=settings.spawn_timeout_seconds,
-        )
-        ports = Ports(
-            hub=hub,
-            contents=ContentsClient(http, settings.hub_public_url, token),
-            versions=notebooks,
-            hub_public_url=settings.hub_public_url,
-            inline_content_max_bytes=settings.inline_content_max_bytes,
-            launch_links=launch_link_issuer(settings),
-            flush_timeout_seconds=settings.flush_timeout_seconds,
+        hubs = HubPorts(
+            {
+                spec.name: _hub_ports(settings, spec, http, notebooks, spawn_slots[spec.name])
+                for spec in hub_specs
+            }
         )
         events = EventPublisher(publisher)
         redelivery = Redelivery(publisher)
         locks = UserLocks()
-        workspaces = WorkspaceStore(sessions)
+        workspaces = WorkspaceStore(sessions, hub_specs)
         command_log = CommandStore(sessions)
         outbox = Outbox(engine)
         delivery = OutboxDelivery(publisher, outbox)
@@ -131,7 +127,7 @@ async def consumer_runtime(
             return CommandLifecycle(message, workspace, announcer, command_log, servers)
 
         commands = CommandProcessor(
-            ports,
+            hubs,
             command_log,
             workspaces,
             events,
@@ -143,8 +139,7 @@ async def consumer_runtime(
             observers=observer,
         )
         culler = Culler(
-            hub=hub,
-            contents=ports.contents,
+            hubs=hubs,
             servers=servers,
             workspaces=workspaces,
             apps=AppStore(sessions),
@@ -160,7 +155,7 @@ async def consumer_runtime(
         )
         relay = Relay(_relay_policy(settings), outbox, command_log, publisher)
         notifications = NotificationProcessor(
-            ports.contents,
+            hubs,
             notebooks,
             workspaces,
             events,
@@ -175,6 +170,35 @@ async def consumer_runtime(
             yield ConsumerRuntime(router, relay, culler, connection)
         finally:
             await engine.dispose()
+
+
+def _hub_ports(
+    settings: ConsumerSettings,
+    spec: HubSpec,
+    http: aiohttp.ClientSession,
+    notebooks: NotebookStore,
+    spawn_slots: SpawnSlots,
+) -> Ports:
+    """The ports of one Hub: its API and contents clients (its token), its spawn slots,
+    its launch links."""
+    token = spec.token.get_secret_value()
+    return Ports(
+        hub=HubClient(
+            http,
+            spec.api_url,
+            token,
+            concurrency=settings.hub_concurrency,
+            spawn_limit=spawn_slots,
+            spawn_timeout=settings.spawn_timeout_seconds,
+        ),
+        contents=ContentsClient(http, spec.public_url, token),
+        versions=notebooks,
+        hub_public_url=spec.public_url,
+        inline_content_max_bytes=settings.inline_content_max_bytes,
+        launch_links=launch_link_issuer(settings, spec.public_url),
+        flush_timeout_seconds=settings.flush_timeout_seconds,
+        hub_name=spec.name,
+    )
 
 
 def _relay_policy(settings: ConsumerSettings) -> RelayPolicy:
@@ -227,7 +251,8 @@ async def run_consumer(
         relay = asyncio.create_task(runtime.relay.run(stop), name="relay")
         culler = asyncio.create_task(runtime.culler.run(stop), name="culler")
         log.info(
-            "spawn limit shared by all consumers", spawn_concurrency=settings.spawn_concurrency
+            "spawn limits shared by all consumers",
+            spawn_limits={spec.name: spec.spawn_limit for spec in settings.hub_specs()},
         )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(STANDBY_GRACE_SECONDS):

@@ -19,6 +19,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from devstack.broker import RabbitMQBroker
 from devstack.broker_cluster import RabbitMQCluster
 from devstack.hub import JupyterHubProcess
@@ -30,6 +32,7 @@ from devstack.process import REPOSITORY_ROOT, ManagedProcess, StartupError
 from devstack.workspace_accounts import SINGLEUSER_VENV, remove_accounts
 from hub_service.jupyterhub_contract import SAVE_EXTENSION
 from hub_service.labextension.build import LABEXTENSIONS_DIR, build_labextension
+from runtime.hubs import DEFAULT_HUB, HubSpec
 
 SERVICE_NAME = "orchestrator"
 NOTIFY_SERVICE_NAME = "orchestrator-notify"
@@ -49,6 +52,8 @@ class StackOptions:
     spawn_concurrency: int = 4
     hub_service: bool = True
     hub: bool = True  # False: broker + gateway (+ consumers) only, e.g. gateway tests/benches
+    hubs: int = 1  # more than one: that many JupyterHubs (hub-1, hub-2, ...), users spread
+    hub_weights: list[float] = field(default_factory=list)  # per Hub (default: 1 each)
     hub_extra_config: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
     hub_api_url_override: str | None = None  # e.g. a fault proxy in front of the Hub
@@ -88,13 +93,19 @@ class LocalStack:
         self.launch_secret = secrets.token_hex(32)
         self.database_url = f"sqlite+aiosqlite:///{self.state_dir / 'orchestrator.db'}"
         self.gateway_port = self.options.gateway_port or free_port()
-        self.notify_port = free_port()
+        self.notify_ports = [free_port() for _ in range(max(1, self.options.hubs))]
+        self.notify_port = self.notify_ports[0]
         self.broker: RabbitMQBroker | RabbitMQCluster = (
             RabbitMQCluster(self.state_dir, self.options.broker_nodes)
             if self.options.broker_nodes > 1
             else RabbitMQBroker(self.state_dir)
         )
-        self.hub = JupyterHubProcess(self._hub_config())
+        self.hub = JupyterHubProcess(self._hub_config(0))
+        # the Hubs beyond the first (options.hubs), each with its own ports, database,
+        # proxy and hub service
+        self.extra_hubs = [
+            JupyterHubProcess(self._hub_config(i)) for i in range(1, self.options.hubs)
+        ]
         self.gateway: ManagedProcess | None = None
         # the gateways beyond the first: (process, base URL), as if on other hosts
         self.extra_gateways: list[tuple[ManagedProcess, str]] = []
@@ -167,17 +178,42 @@ class LocalStack:
         """Base URLs of every gateway (the first is :attr:`gateway_url`)."""
         return [self.gateway_url, *(url for _, url in self.extra_gateways)]
 
-    def _hub_config(self) -> HubConfig:
+    @property
+    def hubs(self) -> list[JupyterHubProcess]:
+        """Every Hub, the first being :attr:`hub`."""
+        return [self.hub, *self.extra_hubs]
+
+    def hub_name(self, index: int) -> str:
+        """The name of Hub ``index`` (0-based) in ``ORCH_HUBS``: ``default`` alone,
+        else ``hub-1``, ``hub-2``, ..."""
+        return DEFAULT_HUB if self.options.hubs <= 1 else f"hub-{index + 1}"
+
+    def hub_specs(self) -> list[HubSpec]:
+        """The Hubs as the orchestrator's processes are told of them (``ORCH_HUBS``)."""
+        weights = self.options.hub_weights or [1.0] * len(self.hubs)
+        return [
+            HubSpec(
+                name=self.hub_name(i),
+                api_url=hub.api_url,
+                public_url=hub.url,
+                token=SecretStr(self.service_token),
+                weight=weights[i],
+                spawn_limit=self.options.spawn_concurrency,
+            )
+            for i, hub in enumerate(self.hubs)
+        ]
+
+    def _hub_config(self, index: int = 0) -> HubConfig:
         notify = None
         if self.options.hub_service:
             notify = NotifyServiceSpec(
                 name=NOTIFY_SERVICE_NAME,
-                port=self.notify_port,
+                port=self.notify_ports[index],
                 command=[sys.executable, "-m", "orchestrator", "hub-service"],
-                environment=self._notify_env(),
+                environment=self._notify_env(index),
             )
         return HubConfig(
-            self.state_dir / "jupyterhub",
+            self.state_dir / ("jupyterhub" if index == 0 else f"jupyterhub-{index + 1}"),
             service_name=SERVICE_NAME,
             service_token=self.service_token,
             app_origins=self.options.app_origins,
@@ -185,17 +221,17 @@ class LocalStack:
             notify_service=notify,
             singleuser_extensions=[SAVE_EXTENSION] if self.options.hub_service else [],
             singleuser_environment={
-                "ORCH_NOTIFY_URL": f"http://127.0.0.1:{self.notify_port}",
+                "ORCH_NOTIFY_URL": f"http://127.0.0.1:{self.notify_ports[index]}",
             },
             extra_config=self.options.hub_extra_config,
-            hub_port=self.options.hub_port,
+            hub_port=self.options.hub_port if index == 0 else None,
             launch_secret=self.launch_secret,
             labextensions_dirs=[LABEXTENSIONS_DIR],
             admin_service_token=self.hub_admin_token,
             accounts=self.accounts,
         )
 
-    def _notify_env(self) -> dict[str, str]:
+    def _notify_env(self, index: int) -> dict[str, str]:
         # The broker URL is known only after the broker picked its ports, which happens
         # in RabbitMQBroker.__init__; the Hub passes this env to the service it starts.
         return {
@@ -203,6 +239,7 @@ class LocalStack:
             "ORCH_DATABASE_URL": self.database_url,
             "ORCH_PARTITIONS": str(self.options.partitions),
             "ORCH_LOG_JSON": "true",
+            "ORCH_HUB_NAME": self.hub_name(index),
             "PYTHONPATH": os.pathsep.join(sys.path),
         }
 
@@ -227,8 +264,19 @@ class LocalStack:
             "ORCH_SPAWN_CONCURRENCY": str(self.options.spawn_concurrency),
             "ORCH_APP_ORIGINS": json.dumps(self.options.app_origins),
             "ORCH_LOG_JSON": "true",
+            **self._hubs_env(),
             **self.options.extra_env,
         }
+
+    def _hubs_env(self) -> dict[str, str]:
+        """``ORCH_HUBS`` when there are several Hubs (a secret: it holds the token)."""
+        if len(self.hubs) <= 1:
+            return {}
+        specs = [
+            {**spec.model_dump(mode="json"), "token": spec.token.get_secret_value()}
+            for spec in self.hub_specs()
+        ]
+        return {"ORCH_HUBS": json.dumps(specs)}
 
     def process_env(self) -> dict[str, str]:
         """Environment of a child process: ours plus the stack's settings."""
@@ -242,12 +290,14 @@ class LocalStack:
                 self.database_url = self.postgres.create_database("orchestrator")
             self.broker.start(timeout=timeout)
             # The broker may have moved to other ports: the Hub's service env names them.
-            self.hub.config = self._hub_config()
+            for index, hub in enumerate(self.hubs):
+                hub.config = self._hub_config(index)
             if self.options.hub:
                 build_labextension()
                 if self.accounts is not None:
                     self._prepare_workspace_accounts(self.accounts)
-                self.hub.start(timeout=timeout)
+                for hub in self.hubs:
+                    hub.start(timeout=timeout)
             self.start_gateway(timeout=timeout)
             for index in range(1, self.options.gateways):
                 self.start_extra_gateway(index, timeout)
@@ -434,7 +484,8 @@ class LocalStack:
             gateway.stop()
         if self.gateway is not None:
             self.gateway.stop()
-        self.hub.stop()  # a no-op when the Hub was never started (options.hub False)
+        for hub in self.hubs:
+            hub.stop()  # a no-op when the Hub was never started (options.hub False)
         self.broker.stop()
         if self.postgres is not None:
             self.postgres.stop()

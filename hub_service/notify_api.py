@@ -32,6 +32,7 @@ AMQP = web.AppKey("amqp", AbstractRobustConnection)
 PUBLISHER = web.AppKey("publisher", ConfirmedPublisher)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 BROKER_PROBE = web.AppKey("broker_probe", BrokerProbe)
+HUB_NAME = web.AppKey("hub_name", str)  # this Hub's name where there are several
 
 # Not in runtime.metrics: only this process counts notifications.
 NOTIFICATIONS = Counter(
@@ -88,7 +89,7 @@ async def notify(request: web.Request) -> web.Response:
         NOTIFICATIONS.labels("forbidden").inc()
         log.warning("notification about another user's file refused", caller=owner.name)
         raise ApiError(403, "forbidden", "a server may only report changes to its own user's files")
-    message = ContentsNotificationMessage(notification=notification)
+    message = ContentsNotificationMessage(notification=notification, hub=request.app.get(HUB_NAME))
     try:
         await request.app[PUBLISHER].publish(
             t.COMMANDS_EXCHANGE,

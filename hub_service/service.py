@@ -19,7 +19,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from hub_service.notify_api import AMQP, BROKER_PROBE, PUBLISHER, VERIFIER, add_routes
+from hub_service.notify_api import AMQP, BROKER_PROBE, HUB_NAME, PUBLISHER, VERIFIER, add_routes
 from hub_service.token_check import TokenVerifier
 from runtime.bus.lifecycle import confirmed_bus
 from runtime.bus.probe import BrokerProbe
@@ -87,6 +87,8 @@ def create_app(settings: HubServiceSettings, hub: HubEnvironment) -> web.Applica
     app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[HUB] = hub
+    if settings.hub_name:
+        app[HUB_NAME] = settings.hub_name
     app.cleanup_ctx.extend([_hub_session, _broker])
     add_routes(app, hub.service_prefix)
     return app

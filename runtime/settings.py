@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runtime.hubs import DEFAULT_HUB, HubSpec, check_unique_names
 from schemas.topology import DEFAULT_PARTITIONS
 
 
@@ -32,14 +33,29 @@ class CommonSettings(BaseSettings):
 
 
 class LaunchSettings(BaseSettings):
-    """Issuing one-time launch links (consumers and gateway): where the Hub is, the
-    secret shared with the Hub's launch authenticator, and how long a link lives."""
+    """Issuing one-time launch links (consumers and gateway): where the Hubs are, the
+    secret shared with the Hubs' launch authenticator, and how long a link lives.
+
+    ``hubs`` (``ORCH_HUBS``, a JSON list of :class:`~runtime.hubs.HubSpec`) names
+    several Hubs; when empty there is one, ``default``, made of the single-Hub settings.
+    """
 
     model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore")
 
     hub_public_url: str = "http://127.0.0.1:8000"
     launch_secret: SecretStr = SecretStr("")
     launch_code_ttl_seconds: float = Field(default=120.0, gt=0, le=600)
+    hubs: list[HubSpec] = Field(default_factory=list)
+
+    def hub_specs(self) -> list[HubSpec]:
+        """The Hubs, in configuration order (ValueError when two share a name)."""
+        if self.hubs:
+            check_unique_names(self.hubs)
+            return list(self.hubs)
+        return [self._single_hub()]
+
+    def _single_hub(self) -> HubSpec:
+        return HubSpec(name=DEFAULT_HUB, public_url=self.hub_public_url)
 
 
 class GatewaySettings(CommonSettings, LaunchSettings):
@@ -89,6 +105,15 @@ class ConsumerSettings(CommonSettings, LaunchSettings):
     # Fault tests only: named points where the process dies as if killed (runtime/failpoints.py).
     failpoints: str = ""
 
+    def _single_hub(self) -> HubSpec:
+        return HubSpec(
+            name=DEFAULT_HUB,
+            api_url=self.hub_api_url,
+            public_url=self.hub_public_url,
+            token=self.hub_api_token,
+            spawn_limit=self.spawn_concurrency,
+        )
+
 
 class HubServiceSettings(CommonSettings):
     """The Hub-managed service that receives save notifications from Jupyter servers.
@@ -98,6 +123,7 @@ class HubServiceSettings(CommonSettings):
     """
 
     token_cache_seconds: float = 30.0
+    hub_name: str | None = None  # this Hub's name in ORCH_HUBS (several Hubs)
 
 
 class OperatorSettings(CommonSettings):

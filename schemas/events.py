@@ -69,6 +69,9 @@ class NotebookSaved(EventData):
         default=False,
         description="Content found unsaved on disk and kept before a restore overwrote it",
     )
+    hub: str | None = Field(
+        default=None, description="The JupyterHub the workspace lives on (several Hubs)"
+    )
 
 
 class NotebookRenamed(EventData):

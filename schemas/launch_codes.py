@@ -267,11 +267,16 @@ class _LaunchSettings(Protocol):
     def launch_secret(self) -> SecretStr: ...
 
 
-def launch_link_issuer(settings: _LaunchSettings) -> LaunchLinkIssuer | None:
-    """The issuer the settings describe, or None when no launch secret is configured."""
+def launch_link_issuer(
+    settings: _LaunchSettings, hub_public_url: str | None = None
+) -> LaunchLinkIssuer | None:
+    """The issuer the settings describe (for the Hub at ``hub_public_url``, by default
+    the settings' own), or None when no launch secret is configured."""
     secret = settings.launch_secret.get_secret_value()
     if not secret:
         return None
     return LaunchLinkIssuer(
-        secret, settings.hub_public_url, ttl_seconds=settings.launch_code_ttl_seconds
+        secret,
+        hub_public_url or settings.hub_public_url,
+        ttl_seconds=settings.launch_code_ttl_seconds,
     )

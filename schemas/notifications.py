@@ -75,6 +75,9 @@ class ContentsNotificationMessage(BaseModel):
 
     notification: ContentsNotification
     received_at: datetime = Field(default_factory=utcnow)
+    hub: str | None = Field(
+        default=None, description="The Hub whose service received it (ORCH_HUB_NAME)"
+    )
 
     @property
     def user(self) -> str:

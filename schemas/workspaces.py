@@ -29,8 +29,10 @@ def workspace_name(app: str, user: str) -> str:
 
 @dataclass(frozen=True)
 class Workspace:
-    """Whose workspace a Hub user is: ``user`` (the person) in ``app``."""
+    """Whose workspace a Hub user is: ``user`` (the person) in ``app``, and the Hub it
+    lives on (None where no Hub was given)."""
 
     name: str
     app: str
     user: str
+    hub: str | None = None

@@ -38,7 +38,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     sessions = make_sessionmaker(engine)
     app[COMMANDS] = CommandStore(sessions)
     app[NOTEBOOKS] = NotebookStore(sessions)
-    app[WORKSPACES] = WorkspaceStore(sessions)
+    app[WORKSPACES] = WorkspaceStore(sessions, app[SETTINGS].hub_specs())
     app[APPS] = AppStore(sessions)
     app[AUTH] = AppKeyCache(app[APPS].authenticate, ttl=app[SETTINGS].auth_cache_seconds)
     yield

@@ -13,18 +13,18 @@ from pathlib import Path
 
 from aiohttp import web
 
-from orchestrator.gateway.context import SETTINGS, current_app
+from orchestrator.gateway.context import SETTINGS, WORKSPACES, current_app
 from orchestrator.gateway.permissions import authorize
 from orchestrator.gateway.validation import decode_json_object
 from runtime.http_errors import ApiError
 from schemas.commands import CommandType
 from schemas.launch_codes import LaunchLinkIssuer, launch_link_issuer
 from schemas.names import check_notebook_path, check_username
-from schemas.workspaces import workspace_name
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 EMBED_MODULE_PATH = "/static/orchestrator-embed.js"
-LAUNCH_LINKS = web.AppKey("launch_links", LaunchLinkIssuer)
+# per Hub name, the issuer of launch links into that Hub
+LAUNCH_LINKS = web.AppKey("launch_links", dict[str, LaunchLinkIssuer])
 
 routes = web.RouteTableDef()
 
@@ -64,11 +64,16 @@ async def _launch_target(request: web.Request) -> tuple[str, str]:
 async def create_launch_link(request: web.Request) -> web.Response:
     """A fresh single-use launch link (``launch_url``, ``expires_at``) for one notebook."""
     user, path = await _launch_target(request)
-    issuer = request.app.get(LAUNCH_LINKS)
-    if issuer is None:
+    issuers = request.app.get(LAUNCH_LINKS)
+    if issuers is None:
         raise ApiError(503, "unavailable", "launch links are not configured (no launch secret)")
-    # the calling app's workspace of the user: the Hub signs the browser in there only
-    link = issuer.link(workspace_name(current_app(request).name, user), path)
+    # the calling app's workspace of the user, on the Hub it lives on (placed now if
+    # new): that Hub signs the browser in there only
+    workspace = await request.app[WORKSPACES].ensure(current_app(request).name, user)
+    issuer = issuers.get(workspace.hub or next(iter(issuers)))
+    if issuer is None:
+        raise ApiError(503, "unavailable", f"the user's Hub {workspace.hub!r} is not configured")
+    link = issuer.link(workspace.name, path)
     return web.json_response(
         {
             "user": user,
@@ -82,7 +87,12 @@ async def create_launch_link(request: web.Request) -> web.Response:
 
 def setup_embedding(app: web.Application) -> None:
     """Add the embedding routes; launch links only when the settings hold a launch secret."""
-    issuer = launch_link_issuer(app[SETTINGS])
-    if issuer is not None:
-        app[LAUNCH_LINKS] = issuer
+    settings = app[SETTINGS]
+    issuers = {
+        spec.name: issuer
+        for spec in settings.hub_specs()
+        if (issuer := launch_link_issuer(settings, spec.public_url)) is not None
+    }
+    if issuers:
+        app[LAUNCH_LINKS] = issuers
     app.router.add_routes(routes)

@@ -160,6 +160,9 @@ class WorkspaceRecord(SQLModel, table=True):
     app: str = Field(max_length=64)
     user: str = Field(max_length=64)
     created_at: datetime = _ts(nullable=False)
+    # the Hub it lives on (runtime.hubs); None: made before there were several Hubs,
+    # so on the first configured one (written there on first use)
+    hub: str | None = Field(default=None, max_length=32, index=True)
 
 
 class Notebook(SQLModel, table=True):
@@ -226,10 +229,12 @@ class OutboxRecord(SQLModel, table=True):
 
 
 class SpawnSlot(SQLModel, table=True):
-    """One of the spawn slots all consumer processes share (a lease, not a lock)."""
+    """One of a Hub's spawn slots, shared by all consumer processes (a lease, not a
+    lock)."""
 
     __tablename__ = "spawn_slot"
 
+    hub: str = Field(primary_key=True, max_length=32)
     slot: int = Field(primary_key=True)
     holder: str | None = Field(default=None, max_length=128)
     expires_at: datetime | None = Field(
@@ -245,6 +250,7 @@ class SpawnWaiter(SQLModel, table=True):
     __tablename__ = "spawn_waiter"
 
     holder: str = Field(primary_key=True, max_length=128)
+    hub: str = Field(max_length=32)
     since: datetime = _ts(nullable=False, index=True)
     seen_at: datetime = _ts(nullable=False)
 
@@ -279,3 +285,18 @@ class JobLease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     holder: str | None = Field(default=None, max_length=128)
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class HubStatus(SQLModel, table=True):
+    """What the orchestrator knows of one configured Hub: whether it takes new users
+    (not ``draining``, and ``healthy`` at the last check) and that check's outcome."""
+
+    __tablename__ = "hub_status"
+
+    name: str = Field(primary_key=True, max_length=32)
+    draining: bool = False
+    healthy: bool = True
+    checked_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    error: str | None = Field(default=None, max_length=500)

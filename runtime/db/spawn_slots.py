@@ -1,13 +1,15 @@
-"""One limit on concurrent spawns shared by every consumer process: leases in the DB.
+"""A limit on concurrent spawns per Hub, shared by every consumer process: leases in
+the DB.
 
-Each of ``total`` slots is a row; a spawn holds one by writing its holder id and an
+Each of a Hub's ``total`` slots is a row; a spawn holds one by writing its holder id and an
 expiry, and frees it when done. A holder that dies without freeing its slot loses it
 when the lease expires (set it above the spawn timeout). Waiters in the process that
 frees a slot wake at once; other processes notice within a short poll (the database
 offers no event to wait on), which spawns of seconds do not feel.
 
-Spawns that find every slot taken stand in line (``spawn_waiter`` rows): first come,
-first served, and each knows its place, which it reports while it waits.
+Spawns that find every slot of their Hub taken stand in that Hub's line
+(``spawn_waiter`` rows): first come, first served, and each knows its place, which it
+reports while it waits.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from runtime.db.models import SpawnSlot, SpawnWaiter
+from runtime.hubs import DEFAULT_HUB
 from runtime.metrics import SPAWN_WAITING
 from schemas.commands import utcnow
 
@@ -37,7 +40,8 @@ OnWait = Callable[[int], Awaitable[None]]
 
 
 class SpawnSlots:
-    """``async with slots.hold(): ...`` runs at most ``total`` bodies at once, system-wide.
+    """``async with slots.hold(): ...`` runs at most ``total`` bodies at once for ``hub``,
+    system-wide.
 
     ``owner`` names the process (unique among running ones, e.g. ``consumer-0``): its
     leases are freed when a process of the same name starts again after a crash.
@@ -50,9 +54,12 @@ class SpawnSlots:
         *,
         lease_seconds: float,
         owner: str = "consumer",
+        hub: str = DEFAULT_HUB,
         poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self._sessions = sessions
+        self._hub = hub
+        self._of_hub = col(SpawnSlot.hub) == hub
         self._owner = owner
         self._total = total
         self._lease = timedelta(seconds=lease_seconds)
@@ -65,16 +72,16 @@ class SpawnSlots:
         async with self._sessions() as session:
             await session.exec(
                 update(SpawnSlot)
-                .where(col(SpawnSlot.holder).startswith(f"{self._owner}:"))
+                .where(self._of_hub, col(SpawnSlot.holder).startswith(f"{self._owner}:"))
                 .values(holder=None, expires_at=None)
             )
             await session.commit()
-            have = set((await session.exec(select(SpawnSlot.slot))).all())
+            have = set((await session.exec(select(SpawnSlot.slot).where(self._of_hub))).all())
             for slot in range(self._total):
                 if slot in have:
                     continue
                 try:
-                    await session.exec(insert(SpawnSlot).values(slot=slot))
+                    await session.exec(insert(SpawnSlot).values(hub=self._hub, slot=slot))
                     await session.commit()
                 except IntegrityError:
                     await session.rollback()
@@ -83,23 +90,19 @@ class SpawnSlots:
         """A free slot for ``holder``, or None. A waiter (``since``) takes one only when
         no more waiters stand before it than slots are free (first come, first served)."""
         now = utcnow()
-        free = or_(col(SpawnSlot.holder).is_(None), col(SpawnSlot.expires_at) < now)
+        free = and_(
+            self._of_hub,
+            col(SpawnSlot.slot) < self._total,
+            or_(col(SpawnSlot.holder).is_(None), col(SpawnSlot.expires_at) < now),
+        )
         async with self._sessions() as session:
             if since is not None:
                 ahead = await self._ahead(session, holder, since)
-                free_count = (
-                    await session.exec(
-                        select(func.count()).where(col(SpawnSlot.slot) < self._total, free)
-                    )
-                ).one()
+                free_count = (await session.exec(select(func.count()).where(free))).one()
                 if ahead >= int(free_count):
                     return None
             candidates = (
-                await session.exec(
-                    select(SpawnSlot.slot)
-                    .where(col(SpawnSlot.slot) < self._total, free)
-                    .order_by(col(SpawnSlot.slot))
-                )
+                await session.exec(select(SpawnSlot.slot).where(free).order_by(col(SpawnSlot.slot)))
             ).all()
             for slot in list(candidates):
                 taken = await session.exec(
@@ -116,15 +119,18 @@ class SpawnSlots:
         async with self._sessions() as session:
             await session.exec(
                 update(SpawnSlot)
-                .where(col(SpawnSlot.slot) == slot, col(SpawnSlot.holder) == holder)
+                .where(self._of_hub, col(SpawnSlot.slot) == slot, col(SpawnSlot.holder) == holder)
                 .values(holder=None, expires_at=None)
             )
             await session.commit()
 
-    @staticmethod
-    async def _ahead(session: AsyncSession, holder: str, since: datetime) -> int:
-        """How many live waiters stand before ``holder`` (who came at ``since``)."""
-        alive = col(SpawnWaiter.seen_at) > utcnow() - timedelta(seconds=WAITER_GONE_SECONDS)
+    async def _ahead(self, session: AsyncSession, holder: str, since: datetime) -> int:
+        """How many live waiters for this Hub stand before ``holder`` (who came at
+        ``since``)."""
+        alive = and_(
+            col(SpawnWaiter.hub) == self._hub,
+            col(SpawnWaiter.seen_at) > utcnow() - timedelta(seconds=WAITER_GONE_SECONDS),
+        )
         earlier = or_(
             col(SpawnWaiter.since) < since,
             and_(col(SpawnWaiter.since) == since, col(SpawnWaiter.holder) < holder),
@@ -135,7 +141,9 @@ class SpawnSlots:
     async def _join_line(self, holder: str) -> datetime:
         now = utcnow()
         async with self._sessions() as session:
-            await session.exec(insert(SpawnWaiter).values(holder=holder, since=now, seen_at=now))
+            await session.exec(
+                insert(SpawnWaiter).values(holder=holder, hub=self._hub, since=now, seen_at=now)
+            )
             await session.commit()
         return now
 
@@ -156,8 +164,8 @@ class SpawnSlots:
             return await self._ahead(session, holder, since) + 1
 
     async def waiting(self) -> int:
-        """How many spawns stand in line, system-wide (live waiters)."""
-        return await spawns_waiting(self._sessions)
+        """How many spawns stand in line for this Hub, system-wide (live waiters)."""
+        return await spawns_waiting(self._sessions, self._hub)
 
     @contextlib.asynccontextmanager
     async def hold(self, on_wait: OnWait | None = None) -> AsyncIterator[None]:
@@ -200,8 +208,11 @@ class SpawnSlots:
             await asyncio.shield(self._leave_line(holder))
 
 
-async def spawns_waiting(sessions: async_sessionmaker[AsyncSession]) -> int:
-    """How many spawns stand in line for a slot, system-wide (live waiters)."""
+async def spawns_waiting(sessions: async_sessionmaker[AsyncSession], hub: str | None = None) -> int:
+    """How many spawns stand in line for a slot of ``hub`` (of any Hub when None),
+    system-wide (live waiters)."""
     alive = col(SpawnWaiter.seen_at) > utcnow() - timedelta(seconds=WAITER_GONE_SECONDS)
+    if hub is not None:
+        alive = and_(alive, col(SpawnWaiter.hub) == hub)
     async with sessions() as session:
         return int((await session.exec(select(func.count()).where(alive))).one())

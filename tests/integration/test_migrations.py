@@ -29,6 +29,7 @@ TABLES_AFTER_0001 = {
     "spawn_waiter",
     "server",
     "job_lease",
+    "hub_status",
 }
 INDEXES_AFTER_0001 = {"ix_command_user_status_created", "ix_command_unfinished_updated"}
 COLUMNS_AFTER_0001 = [
