@@ -15,8 +15,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 ReadinessProbe = Callable[[], str | None]
 """Returns None when ready, else why not."""
+Details = Callable[[], dict[str, object]]
+"""Extra members of the ``/readyz`` body (e.g. each Hub's state)."""
 
 PROBE: web.AppKey[ReadinessProbe] = web.AppKey("probe")
+DETAILS: web.AppKey[Details] = web.AppKey("details")
 INSTANCE: web.AppKey[str] = web.AppKey("instance", str)
 
 
@@ -33,18 +36,25 @@ async def _healthz(request: web.Request) -> web.Response:
 async def _readyz(request: web.Request) -> web.Response:
     problem = request.app[PROBE]()
     instance = request.app[INSTANCE]
+    details = request.app[DETAILS]() if DETAILS in request.app else {}
     if problem is not None:
         return web.json_response(
-            {"status": "not ready", "reason": problem, "instance": instance}, status=503
+            {"status": "not ready", "reason": problem, "instance": instance, **details},
+            status=503,
         )
-    return web.json_response({"status": "ready", "instance": instance})
+    return web.json_response({"status": "ready", "instance": instance, **details})
 
 
-def create_health_app(probe: ReadinessProbe, instance: str = "") -> web.Application:
-    """The aiohttp app serving the three endpoints; ``instance`` is echoed by the probes."""
+def create_health_app(
+    probe: ReadinessProbe, instance: str = "", details: Details | None = None
+) -> web.Application:
+    """The aiohttp app serving the three endpoints; ``instance`` is echoed by the probes,
+    ``details`` adds to ``/readyz``."""
     app = web.Application()
     app[PROBE] = probe
     app[INSTANCE] = instance
+    if details is not None:
+        app[DETAILS] = details
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
@@ -53,13 +63,13 @@ def create_health_app(probe: ReadinessProbe, instance: str = "") -> web.Applicat
 
 @contextlib.asynccontextmanager
 async def serve_health(
-    port: int | None, probe: ReadinessProbe, instance: str = ""
+    port: int | None, probe: ReadinessProbe, instance: str = "", details: Details | None = None
 ) -> AsyncIterator[None]:
     """Serve the endpoints on 127.0.0.1:``port`` for the duration (nothing if None)."""
     if port is None:
         yield
         return
-    runner = web.AppRunner(create_health_app(probe, instance), access_log=None)
+    runner = web.AppRunner(create_health_app(probe, instance, details), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", port).start()

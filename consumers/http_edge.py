@@ -241,13 +241,14 @@ class JsonApi:
         what: str | None = None,
         body: Any = None,
         params: dict[str, str] | None = None,
+        retried: bool = True,
     ) -> tuple[int, Any]:
         """``method`` on ``path`` with ``body`` as JSON: the status and the decoded body
         (None if empty) when the status is in ``ok``, else the status's typed error.
 
-        Transient errors are retried per the retry policy. ``endpoint`` is the path's
-        template for metrics (never a user name); ``what`` names the call in error
-        messages (``"{method} {endpoint}"`` unless given).
+        Transient errors are retried per the retry policy (unless ``retried`` is False).
+        ``endpoint`` is the path's template for metrics (never a user name); ``what``
+        names the call in error messages (``"{method} {endpoint}"`` unless given).
         """
 
         async def once() -> tuple[int, Any]:
@@ -268,7 +269,7 @@ class JsonApi:
                     await raise_for_status(response, what or f"{method} {endpoint}")
                     raise AssertionError("unreachable")
 
-        return await self._retry.call(once)
+        return await self._retry.call(once) if retried else await once()
 
     @contextlib.asynccontextmanager
     async def stream(

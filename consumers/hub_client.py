@@ -26,6 +26,8 @@ from consumers.lifecycle import QuietObserver
 from consumers.ports import RunningServer, ServerState, SpawnObserver
 from runtime.metrics import SPAWN_SECONDS
 
+PING_TIMEOUT_SECONDS = 5.0
+
 log = structlog.get_logger(__name__)
 BUSY_PAUSE_SECONDS = 0.5  # the Hub offers no event for "stop finished" or "spawn registered"
 MAX_SPAWN_REQUESTS = 3
@@ -106,6 +108,18 @@ class HubClient:
     def calls_made(self) -> int:
         """Hub API requests made so far (progress streams and retried attempts included)."""
         return self._api.calls_made
+
+    async def ping(self) -> None:
+        """One unretried ``GET`` of the API root; ``TransientError`` unless the Hub
+        answers 200 within ``PING_TIMEOUT_SECONDS``."""
+        timeout = PING_TIMEOUT_SECONDS
+        try:
+            async with asyncio.timeout(timeout):
+                await self._api.request("GET", "/", endpoint="/", ok=(200,), retried=False)
+        except TimeoutError:
+            raise TransientError(f"the Hub did not answer within {timeout:.0f} s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransientError(f"the Hub is unreachable: {type(exc).__name__}") from None
 
     async def server_state(self, user: str) -> ServerState:
         """One call: does the user exist, and is the default server ready or pending."""

@@ -112,6 +112,10 @@ class CommandObserver(SpawnObserver, Protocol):
 class HubPort(Protocol):
     """Users and servers on the Hub. Transient Hub failures raise ``TransientError``."""
 
+    async def ping(self) -> None:
+        """Raise ``TransientError`` unless the Hub answers now (a health check)."""
+        ...
+
     async def server_state(self, user: str) -> ServerState:
         """The user's default server now (``user_exists`` False for an unknown user)."""
         ...

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from consumers.errors import PermanentError, TransientError
 from consumers.event_publisher import EventPublisher
 from consumers.handlers import HANDLERS, CommandContext, Handler, Ports
+from consumers.hub_health import HubAvailability
 from consumers.hubs import HubPorts
 from consumers.lifecycle import QuietObserver
 from consumers.ports import (
@@ -80,8 +81,10 @@ class CommandProcessor:
         requeue_pause_seconds: float = REQUEUE_PAUSE_SECONDS,
         failpoints: Failpoints | None = None,
         observers: ObserverFactory = quiet_observers,
+        availability: HubAvailability | None = None,
     ) -> None:
         self._observers = observers
+        self._availability = availability
         self._ports = ports if isinstance(ports, HubPorts) else HubPorts.single(ports)
         self._commands = commands
         self._workspaces = workspaces
@@ -148,12 +151,15 @@ class CommandProcessor:
         earlier = await self._commands.earlier_unfinished(record)
         if earlier is not None and utcnow() - earlier.updated_at < ORDER_BARRIER_WINDOW:
             log.info("deferred behind an earlier command", earlier=str(earlier.id))
-            await self._commands.requeued(message.id)
-            await observer.progress(
-                ProgressPhase.QUEUED, message=f"behind the user's earlier command {earlier.id}"
+            await self._defer(
+                incoming, message, observer, f"behind the user's earlier command {earlier.id}"
             )
-            await self._redelivery.retry_later(
-                incoming, t.RETRY_DELAYS_SECONDS[0], attempt=attempt_of(incoming)
+            return
+        if self._availability is not None and (why := await self._availability.down(workspace.hub)):
+            # the user's files are on that Hub: wait for it without spending retries
+            log.info("deferred: the user's Hub is down", reason=why)
+            await self._defer(
+                incoming, message, observer, f"waiting for Hub {workspace.hub} to answer ({why})"
             )
             return
         await self._run(
@@ -161,6 +167,21 @@ class CommandProcessor:
             message,
             CommandContext(message.id, workspace.name, message.app, observer),
             workspace.hub,
+        )
+
+    async def _defer(
+        self,
+        incoming: InboundMessage,
+        message: CommandMessage,
+        observer: CommandObserver,
+        why: str,
+    ) -> None:
+        """Send the command round the shortest retry delay without counting an attempt,
+        its progress ``queued`` saying ``why``."""
+        await self._commands.requeued(message.id)
+        await observer.progress(ProgressPhase.QUEUED, message=why)
+        await self._redelivery.retry_later(
+            incoming, t.RETRY_DELAYS_SECONDS[0], attempt=attempt_of(incoming)
         )
 
     async def _run(

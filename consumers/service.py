@@ -25,6 +25,7 @@ from consumers.event_publisher import EventPublisher
 from consumers.handlers import Ports
 from consumers.health_server import ReadinessProbe, serve_health
 from consumers.hub_client import HubClient
+from consumers.hub_health import HubAvailability, HubHealth
 from consumers.hubs import HubPorts
 from consumers.lifecycle import Announcer, CommandLifecycle
 from consumers.notifications import NotificationProcessor
@@ -38,6 +39,7 @@ from runtime.bus.lifecycle import confirmed_bus
 from runtime.db.apps import AppStore
 from runtime.db.commands import CommandStore
 from runtime.db.engine import create_schema, make_engine, make_sessionmaker
+from runtime.db.hub_status import HubStatusStore
 from runtime.db.leases import JobLeases
 from runtime.db.notebooks import NotebookStore
 from runtime.db.outbox import Outbox
@@ -71,6 +73,8 @@ class ConsumerRuntime:
     router: MessageRouter
     relay: Relay
     culler: Culler
+    hub_health: HubHealth
+    availability: HubAvailability
     connection: AbstractRobustConnection
 
 
@@ -122,6 +126,9 @@ async def consumer_runtime(
         delivery = OutboxDelivery(publisher, outbox)
         announcer = Announcer(events, outbox, delivery)
         servers = ServerStore(sessions)
+        hub_status = HubStatusStore(sessions)
+        availability = HubAvailability(hub_status)
+        holder = f"{name}:{uuid.uuid4().hex[:8]}"
 
         def observer(message: CommandMessage, workspace: Workspace) -> CommandObserver:
             return CommandLifecycle(message, workspace, announcer, command_log, servers)
@@ -137,6 +144,7 @@ async def consumer_runtime(
             delivery,
             failpoints=Failpoints.from_setting(settings.failpoints),
             observers=observer,
+            availability=availability,
         )
         culler = Culler(
             hubs=hubs,
@@ -151,7 +159,15 @@ async def consumer_runtime(
                 settings.idle_timeout_seconds, settings.max_age_seconds, settings.cull_grace_seconds
             ),
             interval=timedelta(seconds=settings.cull_interval_seconds),
-            holder=f"{name}:{uuid.uuid4().hex[:8]}",
+            holder=holder,
+        )
+        hub_health = HubHealth(
+            hubs,
+            hub_status,
+            JobLeases(sessions),
+            interval=timedelta(seconds=settings.hub_check_interval_seconds),
+            holder=holder,
+            availability=availability,
         )
         relay = Relay(_relay_policy(settings), outbox, command_log, publisher)
         notifications = NotificationProcessor(
@@ -167,7 +183,7 @@ async def consumer_runtime(
             {t.KIND_COMMAND: commands, t.KIND_NOTIFICATION: notifications}, redelivery
         )
         try:
-            yield ConsumerRuntime(router, relay, culler, connection)
+            yield ConsumerRuntime(router, relay, culler, hub_health, availability, connection)
         finally:
             await engine.dispose()
 
@@ -239,7 +255,12 @@ async def run_consumer(
     subscribed = asyncio.Event()
     async with (
         consumer_runtime(settings, name=f"consumer-{index}") as runtime,
-        serve_health(settings.metrics_port, _readiness(runtime, subscribed), settings.instance),
+        serve_health(
+            settings.metrics_port,
+            _readiness(runtime, subscribed),
+            settings.instance,
+            lambda: {"hubs": runtime.availability.snapshot()},
+        ),
     ):
         router = runtime.router
         channel = await runtime.connection.channel()
@@ -250,6 +271,7 @@ async def run_consumer(
         subscribed.set()
         relay = asyncio.create_task(runtime.relay.run(stop), name="relay")
         culler = asyncio.create_task(runtime.culler.run(stop), name="culler")
+        hub_health = asyncio.create_task(runtime.hub_health.run(stop), name="hub-health")
         log.info(
             "spawn limits shared by all consumers",
             spawn_limits={spec.name: spec.spawn_limit for spec in settings.hub_specs()},
@@ -264,4 +286,5 @@ async def run_consumer(
         await stop.wait()
         await relay
         await culler
+        await hub_health
         await channel.close()

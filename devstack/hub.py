@@ -120,8 +120,18 @@ class JupyterHubProcess:
 
     def restart(self, timeout: float = 60) -> None:
         """Stop the Hub gracefully and start it again; single-user servers keep running."""
+        self.stop_keeping_servers()
+        self.start_again(timeout)
+
+    def stop_keeping_servers(self) -> None:
+        """Stop the Hub and its proxy gracefully (an outage); single-user servers keep
+        running and :meth:`start_again` brings it back on the same ports."""
         self._process.stop(timeout=_HUB_STOP_SECONDS, spare_pids=self.singleuser_pids())
-        self._start_once(timeout)  # same ports: the servers and clients expect them
+
+    def start_again(self, timeout: float = 60) -> None:
+        """Start a Hub stopped by :meth:`stop_keeping_servers`, on the same ports (the
+        servers and clients expect them)."""
+        self._start_once(timeout)
 
     def is_running(self) -> bool:
         """True while the Hub process runs."""

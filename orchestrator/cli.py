@@ -86,6 +86,13 @@ def _servers(args: argparse.Namespace) -> int:
     return asyncio.run(run_servers(_operator(CommonSettings), args))
 
 
+def _hubs(args: argparse.Namespace) -> int:
+    from orchestrator.operator.hubs import run_hubs
+    from runtime.settings import HubsSettings
+
+    return asyncio.run(run_hubs(_operator(HubsSettings), args))
+
+
 def _dead_letters(args: argparse.Namespace) -> int:
     from orchestrator.operator.dead_letters import run_dead_letters
 
@@ -149,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     policy.add_argument("--max-age", type=int, help="seconds since start (0: off)")
     policy.add_argument("--grace", type=int, help="seconds from the warning to the cull")
     servers.set_defaults(fn=_servers, action="list", all=False)
+
+    hubs = sub.add_parser("hubs", help="the JupyterHubs: users, servers, health; drain one")
+    hubs.add_argument("--json", action="store_true", help="JSON rows for scripts")
+    hubs_sub = hubs.add_subparsers(dest="action")
+    hubs_sub.add_parser("list", help="per Hub: weight, new users, health, users, servers")
+    for verb, text in (("drain", "stop new placements on a Hub"), ("undrain", "resume them")):
+        hubs_sub.add_parser(verb, help=text).add_argument("name", help="the Hub's name")
+    hubs.set_defaults(fn=_hubs, action="list")
 
     dead = sub.add_parser("dead-letters", help="list, show, replay or purge dead letters")
     dead.add_argument("--json", action="store_true", help="JSON rows for scripts")

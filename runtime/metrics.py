@@ -121,3 +121,11 @@ def labelled(metric: MetricWrapperBase, *values: str) -> Any:
     """``metric.labels(*values)``, kept: on every command's path, and each ``labels``
     call validates the values, builds a key and takes the metric's lock."""
     return metric.labels(*values)
+
+
+HUB_UP = Gauge(
+    "orch_hub_up",
+    "1 while the Hub answers its health checks, 0 once marked down (set by the consumer "
+    "that holds the health check's lease; others report none)",
+    ["hub"],
+)

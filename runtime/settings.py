@@ -102,6 +102,8 @@ class ConsumerSettings(CommonSettings, LaunchSettings):
     max_age_seconds: int = Field(default=0, ge=0)
     cull_grace_seconds: int = Field(default=300, ge=0)
     flush_timeout_seconds: float = Field(default=5.0, ge=0, le=30)
+    # Several Hubs (consumers/hub_health.py): how often one consumer checks them all.
+    hub_check_interval_seconds: float = Field(default=10.0, gt=0)
     # Fault tests only: named points where the process dies as if killed (runtime/failpoints.py).
     failpoints: str = ""
 
@@ -124,6 +126,10 @@ class HubServiceSettings(CommonSettings):
 
     token_cache_seconds: float = 30.0
     hub_name: str | None = None  # this Hub's name in ORCH_HUBS (several Hubs)
+
+
+class HubsSettings(CommonSettings, LaunchSettings):
+    """Operator tools that need the configured Hubs (``orchestrator hubs``)."""
 
 
 class OperatorSettings(CommonSettings):

@@ -35,7 +35,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    options = StackOptions(consumers=2, hubs=2, hub_weights=WEIGHTS)
+    options = StackOptions(
+        consumers=2,
+        hubs=2,
+        hub_weights=WEIGHTS,
+        extra_env={"ORCH_HUB_CHECK_INTERVAL_SECONDS": "1"},
+    )
     local = LocalStack(tmp_path_factory.mktemp("several-hubs"), options)
     local.start()
     try:
@@ -141,3 +146,57 @@ async def test_a_users_server_link_and_save_events_are_on_its_hub(
                 lambda e: e.data.get("user") == user and e.data.get("origin") == "jupyter"
             )
     assert saved.data["hub"] == "hub-1"
+
+
+def _hubs_listed(stack: LocalStack) -> dict[str, dict[str, object]]:
+    rows = json.loads(stack.orchestrator_cli("hubs", "--json", "list"))
+    return {str(row["hub"]): row for row in rows}
+
+
+async def _until_health(stack: LocalStack, hub: str, health: str) -> dict[str, object]:
+    """Poll ``orchestrator hubs list`` until ``hub`` shows ``health`` (the checks run
+    every second here; the CLI reads the database, which offers no change event)."""
+    async with asyncio.timeout(60):
+        while True:
+            row = (await asyncio.to_thread(_hubs_listed, stack))[hub]
+            if row["health"] == health:
+                return row
+            await asyncio.sleep(0.5)
+
+
+async def test_a_stopped_hubs_users_wait_for_it_while_new_users_go_elsewhere(
+    stack: LocalStack, app_key: str, http: aiohttp.ClientSession
+) -> None:
+    users = [f"d{uuid.uuid4().hex[:6]}n{i}" for i in range(12)]
+    await _ensure(stack, app_key, users)
+    placed = await _placed(stack, users)
+    waiting_user = next(u for u in users if placed[u] == "hub-2")
+    hub = stack.hubs[1]
+    await asyncio.to_thread(hub.stop_keeping_servers)
+    try:
+        down = await _until_health(stack, "hub-2", "down")
+        assert down["error"], down
+        headers = {"Authorization": f"Bearer {app_key}"}
+        body = {"type": "ensure-user", "user": waiting_user}
+        async with http.post(f"{stack.gateway_url}/v1/commands", json=body, headers=headers) as r:
+            assert r.status == 202, await r.text()
+            waiting = await r.json()
+        newcomers = [f"e{uuid.uuid4().hex[:6]}n{i}" for i in range(16)]
+        await _ensure(stack, app_key, newcomers)  # all placed on the Hub that answers
+        assert set((await _placed(stack, newcomers)).values()) == {"hub-1"}
+        url = f"{stack.gateway_url}/v1/commands/{waiting['id']}"
+        async with http.get(url, headers=headers) as r:
+            view = await r.json()
+        assert view["status"] not in ("succeeded", "failed"), view
+        assert "waiting for Hub hub-2" in (view.get("progress") or {}).get("message", ""), view
+    finally:
+        await asyncio.to_thread(hub.start_again)
+    await _until_health(stack, "hub-2", "up")
+    for _ in range(3):  # long polls of at most 30 s (the gateway's limit)
+        async with http.get(f"{url}?wait=30", headers=headers) as r:
+            assert r.status == 200, await r.text()
+            view = await r.json()
+        if view["status"] in ("succeeded", "failed"):
+            break
+    assert view["status"] == "succeeded", view
+    assert await _on_hub(http, stack, 1, waiting_user)

@@ -43,9 +43,7 @@ def test_leaving_a_hub_out_moves_only_its_users() -> None:
     three = [hub("a"), hub("b"), hub("c")]
     before = {u: place(u, three).name for u in USERS}
     after = {u: place(u, three[:2]).name for u in USERS}
-    assert {u for u in USERS if before[u] != after[u]} == {
-        u for u in USERS if before[u] == "c"
-    }
+    assert {u for u in USERS if before[u] != after[u]} == {u for u in USERS if before[u] == "c"}
 
 
 def test_placement_does_not_depend_on_the_order_of_the_hubs() -> None:
