@@ -8,9 +8,11 @@ PY := $(VENV)/bin/python
 RUN_PACKAGES := rabbitmq-server python3 python3-venv
 TEST_PACKAGES := $(RUN_PACKAGES) chromium postgresql docker-compose prometheus
 STATE ?= .state/dev
-# make run NODES=3 GATEWAYS=2 POSTGRES=1: a RabbitMQ cluster, two gateways, PostgreSQL
+# make run NODES=3 GATEWAYS=2 POSTGRES=1 HUBS=2: a RabbitMQ cluster, two gateways,
+# PostgreSQL, two JupyterHubs
 NODES ?= 1
 GATEWAYS ?= 1
+HUBS ?= 1
 POSTGRES ?=
 # devstack/ (dev stack, demo, fault proxy) is not installed: benchmarks find it here.
 BENCH := PYTHONPATH=$(CURDIR) $(PY)
@@ -18,7 +20,7 @@ BENCH := PYTHONPATH=$(CURDIR) $(PY)
 .PHONY: run test install install-test system-node system-run system-test lint typecheck pytest bench clean
 
 run: install
-	$(PY) -m devstack --state-dir $(STATE) --broker-nodes $(NODES) --gateways $(GATEWAYS) $(if $(POSTGRES),--postgres)
+	$(PY) -m devstack --state-dir $(STATE) --broker-nodes $(NODES) --gateways $(GATEWAYS) --hubs $(HUBS) $(if $(POSTGRES),--postgres)
 
 test: install-test lint typecheck pytest
 

@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--postgres", action="store_true", help="a private PostgreSQL instead of SQLite"
     )
+    parser.add_argument("--hubs", type=int, default=1, help="JupyterHubs (users spread)")
     args = parser.parse_args(argv)
     return run_dev(
         args.state_dir,
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         broker_nodes=args.broker_nodes,
         gateways=args.gateways,
         postgres=args.postgres,
+        hubs=args.hubs,
     )
 
 

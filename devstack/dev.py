@@ -94,7 +94,8 @@ def demo_culling(stack: LocalStack) -> None:
 def write_env_file(stack: LocalStack) -> Path:
     """``STATE/orchestrator.env``: the operator settings of this stack as shell exports."""
     settings = stack.settings_env()
-    lines = [f"export {name}={shlex.quote(settings[name])}" for name in OPERATOR_SETTINGS]
+    names = [*OPERATOR_SETTINGS, *(["ORCH_HUBS"] if "ORCH_HUBS" in settings else [])]
+    lines = [f"export {name}={shlex.quote(settings[name])}" for name in names]
     lines.append(f"export ORCH_GATEWAY={shlex.quote(stack.gateway_url)}")
     path = stack.state_dir / ENV_FILE_NAME
     write_private(path, "\n".join(lines) + "\n")
@@ -115,6 +116,8 @@ def banner(stack: LocalStack, key: str, demo_url: str | None, env_file: Path) ->
     if isinstance(stack.broker, RabbitMQCluster):
         ports = ", ".join(str(node.amqp_port) for node in stack.broker.nodes)
         lines.append(f"  RabbitMQ cluster   {len(stack.broker.nodes)} nodes, AMQP ports {ports}")
+    for index, hub in enumerate(stack.extra_hubs, start=2):
+        lines.append(f"  JupyterHub {index}       {hub.url}/hub/   (orchestrator hubs list)")
     for url in stack.gateway_urls[1:]:
         lines.append(f"  Another gateway    {url}")
     if stack.postgres is not None:
@@ -178,11 +181,13 @@ def run_dev(
     broker_nodes: int = 1,
     gateways: int = 1,
     postgres: bool = False,
+    hubs: int = 1,
 ) -> int:
     """Start the stack (and the demo app), print how to use it, supervise until Ctrl-C.
 
     ``broker_nodes`` > 1 runs a RabbitMQ cluster, ``gateways`` > 1 extra gateways on
-    ports of their own, ``postgres`` a private PostgreSQL for the database.
+    ports of their own, ``postgres`` a private PostgreSQL for the database, ``hubs`` > 1
+    that many JupyterHubs (users spread over them).
     """
     root = Path(state_dir).resolve()
     _fresh_state(root)
@@ -201,6 +206,7 @@ def run_dev(
         broker_nodes=broker_nodes,
         gateways=gateways,
         postgres=postgres,
+        hubs=hubs,
     )
     stack = LocalStack(root, options)
     stopped = threading.Event()

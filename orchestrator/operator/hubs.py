@@ -9,6 +9,7 @@ a Hub (its users stay and keep working); ``hubs undrain NAME`` resumes them.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from sqlalchemy import func
@@ -108,7 +109,10 @@ async def run_hubs(settings: HubsSettings, args: argparse.Namespace) -> int:
         if args.action in ("drain", "undrain"):
             if args.name not in {spec.name for spec in specs}:
                 names = ", ".join(spec.name for spec in specs)
-                print(f"no Hub named {args.name!r} is configured (configured: {names})")
+                print(
+                    f"no Hub named {args.name!r} is configured (configured: {names})",
+                    file=sys.stderr,
+                )
                 return 1
             await HubStatusStore(sessions).set_draining(args.name, args.action == "drain")
             done = "takes no new users" if args.action == "drain" else "takes new users again"

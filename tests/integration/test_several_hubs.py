@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from sqlmodel import col, select
 
+from devstack.process import StartupError
 from devstack.reliability.load import RELIABILITY_APP
 from devstack.reliability.notebooks import NOTEBOOK_PATH, put_notebook, run_commands
 from devstack.stack import LocalStack, StackOptions
@@ -200,3 +201,21 @@ async def test_a_stopped_hubs_users_wait_for_it_while_new_users_go_elsewhere(
             break
     assert view["status"] == "succeeded", view
     assert await _on_hub(http, stack, 1, waiting_user)
+
+
+async def test_a_drained_hub_takes_no_new_users_until_undrained(
+    stack: LocalStack, app_key: str
+) -> None:
+    await asyncio.to_thread(stack.orchestrator_cli, "hubs", "drain", "hub-2")
+    try:
+        assert (await asyncio.to_thread(_hubs_listed, stack))["hub-2"]["new_users"] == "draining"
+        newcomers = [f"g{uuid.uuid4().hex[:6]}n{i}" for i in range(16)]
+        await _ensure(stack, app_key, newcomers)
+        assert set((await _placed(stack, newcomers)).values()) == {"hub-1"}
+    finally:
+        await asyncio.to_thread(stack.orchestrator_cli, "hubs", "undrain", "hub-2")
+    later = [f"h{uuid.uuid4().hex[:6]}n{i}" for i in range(16)]
+    await _ensure(stack, app_key, later)
+    assert "hub-2" in set((await _placed(stack, later)).values())  # 3 of 4 expected there
+    with pytest.raises(StartupError, match="no Hub named 'nowhere'"):
+        await asyncio.to_thread(stack.orchestrator_cli, "hubs", "drain", "nowhere")
