@@ -6,6 +6,10 @@ The partition queues are quorum queues with a member on every node. Under mixed 
 broker node is SIGKILLed and started again, then a consumer and a gateway are killed:
 no accepted command is lost, no save makes two versions, no answer is a 5xx other than
 503, and a subscriber of its own sees every version's ``notebook.saved``.
+
+Scenario 2 (consumers SIGKILLed under load, quick) runs on the same stack: every
+accepted command succeeds, every save makes exactly one version, no user is reported
+created twice.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pytest
 from devstack.broker_cluster import RabbitMQCluster
 from devstack.reliability.harness import RunningStack, running_stack
 from devstack.reliability.node_loss import cluster_options, node_loss_under_load
+from devstack.reliability.process_faults import consumer_kills_under_load
 from schemas.topology import Partitioning
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -55,8 +60,22 @@ async def test_partition_queues_have_a_member_on_every_node(
         assert sorted(queues[name]["members"]) == names, queues[name]
 
 
+async def test_consumer_sigkill_under_load_loses_and_duplicates_nothing(
+    running: RunningStack,
+) -> None:
+    result = await consumer_kills_under_load(
+        running.stack, running.app_key, rate=15, kills=2, kill_every=3, save_users=2
+    )
+    print(result.render())
+    assert result.problems == [], result.render()
+    assert result.figures["saves sent"] > 0
+    assert result.figures["versions made by saves"] == result.figures["saves sent"]
+
+
 async def test_node_consumer_and_gateway_loss_lose_nothing(running: RunningStack) -> None:
-    result = await node_loss_under_load(running.stack, running.app_key, rate=20)
+    result = await node_loss_under_load(
+        running.stack, running.app_key, rate=20, warm_up=6, node_down=6, settle=5
+    )
     print(result.render())
     assert result.problems == [], result.render()
     figures = result.figures
