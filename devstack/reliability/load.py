@@ -179,7 +179,7 @@ def _is_final(status: str) -> bool:
     return status in CommandStatus.__members__.values() and CommandStatus(status).is_final
 
 
-async def _rows_where_in(
+async def rows_where_in(
     database_url: str, model: type[_Row], column: Any, ids: Collection[str]
 ) -> list[_Row]:
     """Rows of ``model`` whose ``column`` is one of ``ids`` (UUID strings), read straight
@@ -202,7 +202,7 @@ async def _rows_where_in(
 
 async def command_records(database_url: str, ids: Collection[str]) -> dict[str, CommandRecord]:
     """The command rows with these ids, read straight from the orchestrator's database."""
-    rows = await _rows_where_in(database_url, CommandRecord, CommandRecord.id, ids)
+    rows = await rows_where_in(database_url, CommandRecord, CommandRecord.id, ids)
     return {str(r.id): r for r in rows}
 
 
@@ -249,7 +249,7 @@ class VersionAudit:
 
 async def audit_versions(database_url: str, command_ids: Collection[str]) -> VersionAudit:
     """Count the notebook versions each of ``command_ids`` wrote."""
-    versions = await _rows_where_in(
+    versions = await rows_where_in(
         database_url, NotebookVersion, NotebookVersion.command_id, command_ids
     )
     per_command = Counter(str(v.command_id) for v in versions)

@@ -24,7 +24,6 @@ from datetime import datetime
 
 import psutil
 from aio_pika.abc import AbstractIncomingMessage
-from sqlmodel import col, select
 
 from devstack.broker_cluster import RabbitMQCluster
 from devstack.reliability.load import (
@@ -33,10 +32,11 @@ from devstack.reliability.load import (
     CommandLoad,
     LoadReport,
     command_records,
+    rows_where_in,
     wait_until_final,
 )
 from devstack.reliability.notebooks import NOTEBOOK_PATH, SaveLoop, open_notebooks
-from devstack.reliability.process_faults import kill_consumer
+from devstack.reliability.process_faults import fresh_users, kill_consumer
 from devstack.reliability.result import ScenarioResult
 from devstack.reliability.timeline import (
     Mark,
@@ -48,7 +48,6 @@ from devstack.reliability.timeline import (
 from devstack.stack import LocalStack, StackOptions
 from runtime.bus.connection import connect
 from runtime.bus.topology import declare_events_exchange
-from runtime.db.engine import make_engine, make_sessionmaker
 from runtime.db.models import CommandRecord, NotebookVersion
 from schemas.events import EventKind
 
@@ -128,20 +127,10 @@ async def saved_event_audit(amqp_url: str) -> AsyncIterator[SavedEventAudit]:
 
 async def versions_of(database_url: str, command_ids: Collection[str]) -> dict[str, str]:
     """Version id → id of the command that wrote it, for versions ``command_ids`` made."""
-    engine = make_engine(database_url)
-    wanted = [uuid.UUID(i) for i in command_ids]
-    found: dict[str, str] = {}
-    try:
-        async with make_sessionmaker(engine)() as session:
-            for start in range(0, len(wanted), 500):
-                query = select(NotebookVersion).where(
-                    col(NotebookVersion.command_id).in_(wanted[start : start + 500])
-                )
-                for row in (await session.exec(query)).all():
-                    found[str(row.id)] = str(row.command_id)
-    finally:
-        await engine.dispose()
-    return found
+    rows = await rows_where_in(
+        database_url, NotebookVersion, NotebookVersion.command_id, command_ids
+    )
+    return {str(row.id): str(row.command_id) for row in rows}
 
 
 async def _kill_gateway(stack: LocalStack) -> None:
@@ -192,7 +181,7 @@ async def node_loss_under_load(
     if not isinstance(cluster, RabbitMQCluster):
         raise ValueError("the node-loss scenario needs a stack with broker_nodes > 1")
     gateways = stack.gateway_urls
-    users = [f"nl{uuid.uuid4().hex[:5]}n{i}" for i in range(save_users)]
+    users = fresh_users(save_users, "nl")
     not_open = await open_notebooks(stack, app_key, users)
     result.check(not not_open, f"notebooks could not be opened for {not_open}")
 

@@ -32,7 +32,7 @@ from devstack.stack import LocalStack
 _LOAD_LIMIT_SECONDS = 900.0
 
 
-def _fresh_users(count: int, tag: str) -> list[str]:
+def fresh_users(count: int, tag: str) -> list[str]:
     prefix = f"{tag}{uuid.uuid4().hex[:5]}"
     return [f"{prefix}n{i}" for i in range(count)]
 
@@ -64,7 +64,7 @@ async def consumer_kills_under_load(
     consumer runs at the end.
     """
     result = ScenarioResult(f"2. consumer SIGKILL x{kills} under load")
-    users = _fresh_users(save_users, "k")
+    users = fresh_users(save_users, "k")
     not_open = await open_notebooks(stack, app_key, users)
     result.check(not not_open, f"notebooks could not be opened for {not_open}")
 
@@ -152,10 +152,10 @@ async def hub_restart_mid_spawn(
         ]
 
     started = time.monotonic()
-    baseline = await run_commands(stack, app_key, batch(_fresh_users(users, "b")), within=within)
+    baseline = await run_commands(stack, app_key, batch(fresh_users(users, "b")), within=within)
     baseline_seconds = time.monotonic() - started
 
-    names = _fresh_users(users, "h")
+    names = fresh_users(users, "h")
     started = time.monotonic()
     disturbed = asyncio.create_task(run_commands(stack, app_key, batch(names), within=within))
     pending = 0
