@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from devstack.broker import RabbitMQBroker
 from devstack.broker_cluster import RabbitMQCluster
+from devstack.concurrently import in_parallel
 from devstack.hub import JupyterHubProcess
 from devstack.hub_config import HubConfig, NotifyServiceSpec, WorkspaceAccounts
 from devstack.ports import free_port, start_retrying_ports, wait_for_http
@@ -283,31 +284,46 @@ class LocalStack:
         return {**os.environ, **self.settings_env()}
 
     def start(self, timeout: float = 90) -> None:
-        """Start everything and wait for readiness; on failure stop what started."""
+        """Start everything and wait for readiness; on failure stop what started.
+
+        What does not depend on each other starts at once: PostgreSQL beside the broker,
+        the Hubs beside the gateways and consumers (which need only the broker and the
+        database). The Hubs wait for the broker, whose ports their services are given.
+        """
         try:
-            if self.postgres is not None:
-                self.postgres.start(timeout=timeout)
-                self.database_url = self.postgres.create_database("orchestrator")
-            self.broker.start(timeout=timeout)
+            in_parallel(
+                lambda: self._start_database(timeout), lambda: self.broker.start(timeout=timeout)
+            )
             # The broker may have moved to other ports: the Hub's service env names them.
             for index, hub in enumerate(self.hubs):
                 hub.config = self._hub_config(index)
-            if self.options.hub:
-                build_labextension()
-                if self.accounts is not None:
-                    self._prepare_workspace_accounts(self.accounts)
-                for hub in self.hubs:
-                    hub.start(timeout=timeout)
-            self.start_gateway(timeout=timeout)
-            for index in range(1, self.options.gateways):
-                self.start_extra_gateway(index, timeout)
-            for index in range(self.options.consumers):
-                self.start_consumer(index, wait=False)
-            for index in range(self.options.consumers):
-                self.wait_consumer_ready(index, timeout)
+            in_parallel(lambda: self._start_hubs(timeout), lambda: self._start_apis(timeout))
         except BaseException:
             self.stop()
             raise
+
+    def _start_database(self, timeout: float) -> None:
+        if self.postgres is not None:
+            self.postgres.start(timeout=timeout)
+            self.database_url = self.postgres.create_database("orchestrator")
+
+    def _start_hubs(self, timeout: float) -> None:
+        if not self.options.hub:
+            return
+        build_labextension()
+        if self.accounts is not None:
+            self._prepare_workspace_accounts(self.accounts)
+        in_parallel(*(lambda hub=hub: hub.start(timeout=timeout) for hub in self.hubs))
+
+    def _start_apis(self, timeout: float) -> None:
+        """The gateways, then the consumers (the first gateway has migrated the database)."""
+        self.start_gateway(timeout=timeout)
+        for index in range(1, self.options.gateways):
+            self.start_extra_gateway(index, timeout)
+        for index in range(self.options.consumers):
+            self.start_consumer(index, wait=False)
+        for index in range(self.options.consumers):
+            self.wait_consumer_ready(index, timeout)
 
     def start_gateway(self, timeout: float = 60) -> None:
         """Start (or restart) the gateway and wait for ``/readyz`` from this very process.
@@ -475,20 +491,17 @@ class LocalStack:
         return key
 
     def stop(self) -> None:
-        """Stop every process this stack started (consumers, gateway, Hub, broker)."""
+        """Stop every process this stack started (consumers, gateways, Hubs, broker, database)."""
         for process in self.extra_processes:
             process.stop()
-        for consumer in self.consumers:
-            consumer.stop()
-        for gateway, _ in self.extra_gateways:
-            gateway.stop()
+        # the processes of one layer end together; the layers below them after them
+        gateways = [gateway for gateway, _ in self.extra_gateways]
         if self.gateway is not None:
-            self.gateway.stop()
-        for hub in self.hubs:
-            hub.stop()  # a no-op when the Hub was never started (options.hub False)
-        self.broker.stop()
-        if self.postgres is not None:
-            self.postgres.stop()
+            gateways.append(self.gateway)
+        in_parallel(*(process.stop for process in [*self.consumers, *gateways]))
+        # a no-op for a Hub that was never started (options.hub False)
+        in_parallel(*(hub.stop for hub in self.hubs))
+        in_parallel(self.broker.stop, *([self.postgres.stop] if self.postgres else []))
         if self.accounts is not None:
             remove_accounts(self.accounts)
 

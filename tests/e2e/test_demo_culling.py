@@ -34,7 +34,7 @@ from tests.e2e.embedding_steps import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]
 
-IDLE_TIMEOUT = 20
+IDLE_TIMEOUT = 15
 GRACE = 3
 CULL_INTERVAL = 4  # the session stack's ORCH_CULL_INTERVAL_SECONDS
 TYPING_SECONDS = IDLE_TIMEOUT + CULL_INTERVAL + GRACE  # unwatched, culled by now
@@ -51,7 +51,7 @@ HIDE_PAGE = """() => {
 
 @pytest.fixture
 def short_culling(stack: LocalStack) -> Iterator[None]:
-    """The demo app culls after 20 s idle and 3 s of warning, for this test only."""
+    """The demo app culls after 15 s idle and 3 s of warning, for this test only."""
     stack.orchestrator_cli(
         "servers", "policy", DEMO_APP_NAME, "--idle-timeout", str(IDLE_TIMEOUT),
         "--grace", str(GRACE),

@@ -24,8 +24,8 @@ from schemas.export import event_schema_name, load_schema
 from schemas.workspaces import workspace_name
 from tests.integration.gateway_client import bearer, post_command
 
-IDLE_TIMEOUT = 20
-GRACE = 5
+IDLE_TIMEOUT = 10
+GRACE = 3
 CULL_INTERVAL = 4  # the session stack's ORCH_CULL_INTERVAL_SECONDS
 
 
