@@ -145,6 +145,21 @@ class ContentsClient:
             return False
         return True
 
+    async def list_notebooks(self, user: str) -> list[str]:
+        """Paths of every notebook in the user's server, in every folder (what the
+        contents API shows: hidden files and folders are not listed), sorted."""
+        found: list[str] = []
+        folders = [""]
+        while folders:
+            folder = folders.pop()
+            _, model = await self._call("GET", user, folder, ok=(200,), params={"content": "1"})
+            for entry in model.get("content") or []:
+                if entry.get("type") == "directory":
+                    folders.append(str(entry["path"]))
+                elif entry.get("type") == "notebook":
+                    found.append(str(entry["path"]).lstrip("/"))
+        return sorted(found)
+
     async def read_notebook(self, user: str, path: str) -> dict[str, Any]:
         """The nbformat document at ``path`` (NotFoundError if absent)."""
         _, model = await self._call(

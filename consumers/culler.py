@@ -28,13 +28,12 @@ from consumers.errors import PermanentError, TransientError
 from consumers.hubs import HubPorts
 from consumers.lifecycle import Announcer
 from consumers.ports import BusPublisher, RunningServer, WorkspaceDirectory
-from runtime.bus.command_messages import command_message
 from runtime.db.apps import AppStore, CullPolicy
-from runtime.db.command_records import NewCommand
 from runtime.db.commands import CommandStore
 from runtime.db.leases import JobLeases
 from runtime.db.models import ServerRecord
 from runtime.db.servers import ScheduledCull, ServerStore
+from runtime.internal_commands import submit_internal
 from runtime.metrics import SERVERS_RUNNING, SERVERS_STOPPED
 from schemas.commands import CullServer, utcnow
 from schemas.lifecycle import CullReason, ServerCullScheduled, ServerStopped, StopReason
@@ -254,30 +253,19 @@ class Culler:
         """Record the ``cull-server`` command and publish it (the relay publishes it
         again if the broker loses it)."""
         command = CullServer(user=record.user, reason=reason.value, scheduled_at=scheduled_at)
-        new = NewCommand(
+        accepted = await submit_internal(
+            self._commands,
+            self._publisher,
             app=record.app,
-            type=command.type.value,
-            user=record.user,
-            payload=command.model_dump(mode="json"),
+            command=command,
             idempotency_key=f"cull:{record.workspace}:{scheduled_at.isoformat()}",
-            correlation_id=f"cull-{uuid.uuid4()}",
+            correlation_prefix="cull",
         )
-        accepted = await self._commands.record(new)
         await self._servers.cull_submitted(record.workspace, accepted.record.id)
-        if not accepted.created:
-            return
-        log.info(
-            "cull submitted",
-            workspace=record.workspace,
-            command_id=str(new.id),
-            correlation_id=new.correlation_id,
-        )
-        await self._publisher.publish_message(
-            command_message(
-                command_id=new.id,
-                app=new.app,
-                correlation_id=new.correlation_id,
-                accepted_at=new.created_at,
-                command=command,
+        if accepted.created:
+            log.info(
+                "cull submitted",
+                workspace=record.workspace,
+                command_id=str(accepted.record.id),
+                correlation_id=accepted.record.correlation_id,
             )
-        )

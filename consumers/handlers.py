@@ -2,7 +2,8 @@
 
 Handlers depend only on the ports; they return an :class:`Outcome` (the result the
 status API shows, plus events to publish after the commit). ``HANDLERS`` at the end
-is the one table from command type to handler.
+is the one table from command type to handler, for every type but ``move-user``,
+which uses two Hubs' ports (:mod:`consumers.moves`).
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def saved_event(
     )
 
 
-async def _store(
+async def store_version(
     canonical: CanonicalNotebook,
     path: str,
     origin: SaveOrigin,
@@ -137,7 +138,7 @@ async def ensure_user(cmd: c.EnsureUser, ports: Ports, ctx: CommandContext) -> O
     return Outcome({"user": cmd.user, "created": created})
 
 
-async def _ensure_server(ports: Ports, ctx: CommandContext, *, then: str | None = None) -> str:
+async def ensure_server(ports: Ports, ctx: CommandContext, *, then: str | None = None) -> str:
     """The workspace's user and a ready server; then progress ``writing`` (``then`` says
     what the command does next), unless ``then`` is None."""
     state = await ports.hub.server_state(ctx.workspace)
@@ -151,7 +152,7 @@ async def _ensure_server(ports: Ports, ctx: CommandContext, *, then: str | None 
 
 async def start_server(cmd: c.StartServer, ports: Ports, ctx: CommandContext) -> Outcome:
     """Ensure the user and a ready server (one Hub call when it already runs)."""
-    url = await _ensure_server(ports, ctx)
+    url = await ensure_server(ports, ctx)
     return Outcome({"user": cmd.user, "server_url": ports.hub_public_url.rstrip("/") + url})
 
 
@@ -283,7 +284,7 @@ async def create(cmd: c.CreateNotebook, ports: Ports, ctx: CommandContext) -> Ou
     instead of making another.
     """
     ws = ctx.workspace
-    await _ensure_server(ports, ctx, then="creating the notebook")
+    await ensure_server(ports, ctx, then="creating the notebook")
     if cmd.folder is not None:
         made = await ports.versions.of_command(ctx.command_id)
         if made is not None:
@@ -291,7 +292,7 @@ async def create(cmd: c.CreateNotebook, ports: Ports, ctx: CommandContext) -> Ou
         await ports.contents.ensure_folder(ws, cmd.folder)
         path = await ports.contents.new_untitled(ws, cmd.folder)
         written = canonicalise(await ports.contents.read_notebook(ws, path))
-        _, events = await _store(written, path, SaveOrigin.CREATE, ports, ctx, user=cmd.user)
+        _, events = await store_version(written, path, SaveOrigin.CREATE, ports, ctx, user=cmd.user)
         return Outcome({"path": path, "created": True}, events)
     assert cmd.path is not None
     await ports.contents.ensure_parent(ws, cmd.path)
@@ -309,7 +310,7 @@ async def _write_empty(
     notebook = empty_notebook()
     await ports.contents.write_notebook(ctx.workspace, path, notebook)
     written = canonicalise(notebook)
-    _, events = await _store(written, path, SaveOrigin.CREATE, ports, ctx, user=cmd.user)
+    _, events = await store_version(written, path, SaveOrigin.CREATE, ports, ctx, user=cmd.user)
     return events
 
 
@@ -374,7 +375,7 @@ async def restore(cmd: c.RestoreNotebook, ports: Ports, ctx: CommandContext) -> 
     """
     ws = ctx.workspace
     version, text = await _stored_version(ws, cmd.path, cmd.version_id, ports)
-    await _ensure_server(ports, ctx, then="restoring the notebook")
+    await ensure_server(ports, ctx, then="restoring the notebook")
     mine = await ports.versions.of_command(ctx.command_id)
     events = (
         []
@@ -383,7 +384,7 @@ async def restore(cmd: c.RestoreNotebook, ports: Ports, ctx: CommandContext) -> 
     )
     await _write_version(ws, cmd.path, text, ports)
     canonical = CanonicalNotebook(text=text, sha256=version.sha256)  # stored canonical
-    restored, stored_events = await _store(
+    restored, stored_events = await store_version(
         canonical, cmd.path, SaveOrigin.RESTORE, ports, ctx, user=cmd.user, restored_from=version.id
     )
     return Outcome(
@@ -400,9 +401,9 @@ async def restore(cmd: c.RestoreNotebook, ports: Ports, ctx: CommandContext) -> 
 async def save(cmd: c.SaveNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
     """Read ``path``, validate it, store a new version unless identical to the latest."""
     ws = ctx.workspace
-    await _ensure_server(ports, ctx, then="reading the notebook")
+    await ensure_server(ports, ctx, then="reading the notebook")
     canonical = canonicalise(await ports.contents.read_notebook(ws, cmd.path))
-    version, events = await _store(
+    version, events = await store_version(
         canonical, cmd.path, SaveOrigin.COMMAND, ports, ctx, user=cmd.user
     )
     return Outcome(
@@ -428,7 +429,7 @@ def _launch(user: str, path: str, ports: Ports) -> dict[str, Any]:
 async def open_notebook(cmd: c.OpenNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
     """Ensure user and server; keep the file if present, else restore latest or create."""
     ws = ctx.workspace
-    await _ensure_server(ports, ctx, then="opening the notebook")
+    await ensure_server(ports, ctx, then="opening the notebook")
     restored: str | None = None
     events: list[PendingEvent] = []
     if not await ports.contents.exists(ws, cmd.path):

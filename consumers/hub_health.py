@@ -1,11 +1,13 @@
 """Health of the configured Hubs: one consumer checks them, every consumer reads it.
 
 :class:`HubHealth` runs in every consumer; the one holding the ``hub-health`` lease
-pings every Hub each interval (one unretried API call) and records the outcome in
-``hub_status``. A Hub that failed ``DOWN_AFTER_FAILURES`` checks in a row is marked
-down: new users are placed elsewhere (:meth:`runtime.db.workspaces.WorkspaceStore.ensure`
-skips it) and commands of its users wait (:class:`HubAvailability`) instead of
-spending their retries, since their files live there; one good check brings it back.
+pings every Hub each interval (one unretried API call), records the outcome in
+``hub_status`` and reports what each Hub holds (``orch_hub_users``,
+``orch_hub_servers_running``, ``orch_hub_spawns_in_progress``). A Hub that failed
+``DOWN_AFTER_FAILURES`` checks in a row is marked down: new users are placed elsewhere
+(:meth:`runtime.db.workspaces.WorkspaceStore.ensure` skips it) and commands of its
+users wait (:class:`HubAvailability`) instead of spending their retries, since their
+files live there; one good check brings it back.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from consumers.ports import HubPort
 from runtime.db.hub_status import HubStatusStore
 from runtime.db.leases import JobLeases
 from runtime.db.models import HubStatus
-from runtime.metrics import HUB_UP
+from runtime.metrics import HUB_SERVERS_RUNNING, HUB_SPAWNS_IN_PROGRESS, HUB_UP, HUB_USERS
 
 log = structlog.get_logger(__name__)
 LEASE_NAME = "hub-health"
 DOWN_AFTER_FAILURES = 2
+# what each Hub holds, reported with its health by the lease holder only
+_LOAD_GAUGES = (HUB_USERS, HUB_SERVERS_RUNNING, HUB_SPAWNS_IN_PROGRESS)
 
 
 class HubHealth:
@@ -70,7 +74,8 @@ class HubHealth:
         """Ping every Hub and record the outcomes if this process holds the lease;
         True if it did."""
         if not await self._leases.hold(LEASE_NAME, self._holder, self._interval * 3):
-            HUB_UP.clear()
+            for gauge in (HUB_UP, *_LOAD_GAUGES):
+                gauge.clear()
             return False
         results = await asyncio.gather(
             *(self._check(name, ports.hub) for name, ports in self._hubs.items())
@@ -87,6 +92,11 @@ class HubHealth:
                 log.info("hub answers again", hub=name)
             await self._status.record_check(name, healthy=healthy, error=error)
             HUB_UP.labels(name).set(1 if healthy else 0)
+        counts = await self._status.counts(self._hubs.names[0])
+        for name in self._hubs.names:
+            HUB_USERS.labels(name).set(counts.users.get(name, 0))
+            HUB_SERVERS_RUNNING.labels(name).set(counts.running.get(name, 0))
+            HUB_SPAWNS_IN_PROGRESS.labels(name).set(counts.spawning.get(name, 0))
         return True
 
     @staticmethod

@@ -20,7 +20,7 @@ from runtime.outgoing import OutgoingMessage
 from schemas.events import CloudEvent, EventKind
 from schemas.lifecycle import CommandProgress, ProgressPhase, StopReason
 from schemas.versions import NotebookSummary, StoredVersion
-from schemas.workspaces import Workspace
+from schemas.workspaces import MoveStep, Workspace
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,10 @@ class ContentsPort(NotebookReader, Protocol):
         """Create a new untitled notebook in ``folder``; return its path."""
         ...
 
+    async def list_notebooks(self, user: str) -> list[str]:
+        """Paths of every notebook in the user's server, in every folder."""
+        ...
+
 
 class VersionWriter(Protocol):
     """Adds notebook versions."""
@@ -234,6 +238,14 @@ class VersionStore(VersionWriter, Protocol):
         """The version ``command_id`` stored, if it stored one."""
         ...
 
+    async def stored_by(self, command_id: uuid.UUID) -> list[StoredVersion]:
+        """Every version ``command_id`` stored, by path."""
+        ...
+
+    async def notebooks(self, user: str) -> list[NotebookSummary]:
+        """Every tracked notebook of ``user``, deleted ones included."""
+        ...
+
 
 class NotebookIndex(VersionWriter, Protocol):
     """The notebooks the orchestrator tracks, as changes made inside Jupyter move them."""
@@ -250,6 +262,35 @@ class NotebookIndex(VersionWriter, Protocol):
 
     async def notebooks(self, user: str) -> list[NotebookSummary]:
         """Every tracked notebook of ``user``, deleted ones included."""
+        ...
+
+
+class MoveProgress(Protocol):
+    """How far one move got (see :class:`MoveLog`)."""
+
+    source: str
+    target: str
+    step: str
+    stored: list[str]
+
+
+class MoveLog(Protocol):
+    """Durable progress of workspaces' moves between Hubs, one per ``move-user``."""
+
+    async def begin(
+        self, command_id: uuid.UUID, workspace: str, source: str, target: str
+    ) -> MoveProgress:
+        """The move of ``command_id`` as a crash left it, or new at step ``started``."""
+        ...
+
+    async def advance(
+        self, command_id: uuid.UUID, step: MoveStep, *, stored: list[str] | None = None
+    ) -> None:
+        """Record that the move reached ``step``."""
+        ...
+
+    async def switch(self, command_id: uuid.UUID) -> None:
+        """Make the move's target the workspace's Hub, and the move ``done``."""
         ...
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import structlog
@@ -24,14 +24,16 @@ from pydantic import ValidationError
 
 from consumers.errors import PermanentError, TransientError
 from consumers.event_publisher import EventPublisher
-from consumers.handlers import HANDLERS, CommandContext, Handler, Ports
+from consumers.handlers import HANDLERS, CommandContext, Handler, Outcome, Ports
 from consumers.hub_health import HubAvailability
 from consumers.hubs import HubPorts
 from consumers.lifecycle import QuietObserver
+from consumers.moves import move_user
 from consumers.ports import (
     CommandLog,
     CommandObserver,
     InboundMessage,
+    MoveLog,
     OutboxPort,
     WorkspaceDirectory,
 )
@@ -47,7 +49,7 @@ from runtime.metrics import (
     labelled,
 )
 from schemas import topology as t
-from schemas.commands import CommandMessage, CommandType, utcnow
+from schemas.commands import CommandMessage, CommandType, MoveUser, utcnow
 from schemas.lifecycle import ProgressPhase
 from schemas.workspaces import Workspace, workspace_name
 
@@ -82,8 +84,10 @@ class CommandProcessor:
         failpoints: Failpoints | None = None,
         observers: ObserverFactory = quiet_observers,
         availability: HubAvailability | None = None,
+        moves: MoveLog | None = None,
     ) -> None:
         self._observers = observers
+        self._moves = moves
         self._availability = availability
         self._ports = ports if isinstance(ports, HubPorts) else HubPorts.single(ports)
         self._commands = commands
@@ -155,19 +159,36 @@ class CommandProcessor:
                 incoming, message, observer, f"behind the user's earlier command {earlier.id}"
             )
             return
-        if self._availability is not None and (why := await self._availability.down(workspace.hub)):
-            # the user's files are on that Hub: wait for it without spending retries
-            log.info("deferred: the user's Hub is down", reason=why)
-            await self._defer(
-                incoming, message, observer, f"waiting for Hub {workspace.hub} to answer ({why})"
-            )
-            return
-        await self._run(
-            incoming,
-            message,
-            CommandContext(message.id, workspace.name, message.app, observer),
-            workspace.hub,
-        )
+        for hub in self._hubs_used(message, workspace):
+            if self._availability is not None and (why := await self._availability.down(hub)):
+                # the user's files are on that Hub: wait for it without spending retries
+                log.info("deferred: a Hub the command needs is down", down=hub, reason=why)
+                await self._defer(
+                    incoming, message, observer, f"waiting for Hub {hub} to answer ({why})"
+                )
+                return
+        context = CommandContext(message.id, workspace.name, message.app, observer)
+        await self._run(incoming, message, self._performer(message, workspace, context))
+
+    def _hubs_used(self, message: CommandMessage, workspace: Workspace) -> list[str | None]:
+        """The Hubs a command calls: the workspace's, and a move's target."""
+        if isinstance(message.command, MoveUser):
+            return [workspace.hub, message.command.to_hub]
+        return [workspace.hub]
+
+    def _performer(
+        self, message: CommandMessage, workspace: Workspace, context: CommandContext
+    ) -> Callable[[], Awaitable[Outcome]]:
+        """What performs the command: its handler with the ports of the workspace's Hub,
+        or, for a move, the move across Hubs."""
+        command = message.command
+        if isinstance(command, MoveUser):
+            moves = self._moves
+            if moves is None:
+                raise RuntimeError("this consumer was built without a move log")
+            return lambda: move_user(command, workspace, self._ports, moves, context)
+        handler = self._handlers[command.type]
+        return lambda: handler(command, self._ports.for_hub(workspace.hub), context)
 
     async def _defer(
         self,
@@ -188,14 +209,12 @@ class CommandProcessor:
         self,
         incoming: InboundMessage,
         message: CommandMessage,
-        context: CommandContext,
-        hub: str | None,
+        perform: Callable[[], Awaitable[Outcome]],
     ) -> None:
         started, started_at = time.monotonic(), utcnow()
         command_type = message.command.type
         try:
-            ports = self._ports.for_hub(hub)
-            outcome = await self._handlers[command_type](message.command, ports, context)
+            outcome = await perform()
         except TransientError as exc:
             await self._commands.requeued(message.id)
             gave_up = await self._redelivery.retry_or_give_up(

@@ -41,6 +41,7 @@ from runtime.db.commands import CommandStore
 from runtime.db.engine import create_schema, make_engine, make_sessionmaker
 from runtime.db.hub_status import HubStatusStore
 from runtime.db.leases import JobLeases
+from runtime.db.moves import MoveStore
 from runtime.db.notebooks import NotebookStore
 from runtime.db.outbox import Outbox
 from runtime.db.servers import ServerStore
@@ -145,6 +146,7 @@ async def consumer_runtime(
             failpoints=Failpoints.from_setting(settings.failpoints),
             observers=observer,
             availability=availability,
+            moves=MoveStore(sessions),
         )
         culler = Culler(
             hubs=hubs,

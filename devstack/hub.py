@@ -201,3 +201,7 @@ class JupyterHubProcess:
         (config.singleuser_config_dir / "jupyter_server_config.py").write_text(
             render_singleuser_config(config)
         )
+        # jupyter_core "migrates" IPython 3 config into JUPYTER_CONFIG_DIR once, on a start
+        # that finds ~/.ipython (a server of another Hub on this machine made one) and no
+        # marker here; the servers' accounts may not write here, so the marker is ours.
+        (config.singleuser_config_dir / "migrated").touch()

@@ -93,6 +93,10 @@ class HubConfig:
     labextensions_dirs: list[Path] = field(default_factory=list)
     admin_service_token: str | None = None
     accounts: WorkspaceAccounts | None = None
+    # With accounts, a second Hub on this machine would share each account's home with
+    # the first: its servers serve this folder of the home instead (another machine's
+    # disk, as far as moves between Hubs can tell).
+    home_subdir: str | None = None
 
     @property
     def hub_dir(self) -> Path:
@@ -203,12 +207,14 @@ def _spawner_lines(config: HubConfig, venv_bin: Path) -> list[str]:
             f"c.Spawner.cmd = {[str(venv_bin / 'jupyterhub-singleuser')]!r}",
         ]
     singleuser = accounts.singleuser_venv / "bin" / "jupyterhub-singleuser"
+    subdir = config.home_subdir
     return [
         'c.JupyterHub.spawner_class = "hub_service.spawners.ProgressLocalProcessSpawner"',
         f"c.Spawner.cmd = {[str(singleuser)]!r}",
+        *([f"c.Spawner.notebook_dir = {'~/' + subdir!r}"] if subdir else []),
         f"from {ACCOUNTS_HOOK.rsplit('.', 1)[0]} import {ACCOUNTS_HOOK.rsplit('.', 1)[1]}",
         f"c.Spawner.pre_spawn_hook = {ACCOUNTS_HOOK.rsplit('.', 1)[1]}"
-        f"({str(accounts.homes_root)!r})",
+        f"({str(accounts.homes_root)!r}, {subdir!r})",
     ]
 
 

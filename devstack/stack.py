@@ -163,11 +163,15 @@ class LocalStack:
         """True when every workspace's server runs as an account of its own."""
         return self.accounts is not None
 
-    def workspace_home(self, hub_user: str) -> Path:
-        """The folder a workspace's server serves (its account's home when isolated)."""
+    def workspace_home(self, hub_user: str, hub: str | None = None) -> Path:
+        """The folder a workspace's server on Hub ``hub`` (a name of :meth:`hub_name`;
+        the first Hub for None) serves: its account's home, or a folder of it for a
+        second Hub, when isolated."""
+        index = 0 if hub is None else [self.hub_name(i) for i in range(len(self.hubs))].index(hub)
+        config = self.hubs[index].config
         if self.accounts is not None:
-            return self.accounts.homes_root / hub_user
-        return self.hub.config.state_dir.resolve() / "home" / hub_user
+            return self.accounts.homes_root / hub_user / (config.home_subdir or "")
+        return config.state_dir.resolve() / "home" / hub_user
 
     @property
     def gateway_url(self) -> str:
@@ -230,6 +234,7 @@ class LocalStack:
             labextensions_dirs=[LABEXTENSIONS_DIR],
             admin_service_token=self.hub_admin_token,
             accounts=self.accounts,
+            home_subdir=None if index == 0 else self.hub_name(index),
         )
 
     def _notify_env(self, index: int) -> dict[str, str]:
@@ -269,15 +274,24 @@ class LocalStack:
             **self.options.extra_env,
         }
 
-    def _hubs_env(self) -> dict[str, str]:
-        """``ORCH_HUBS`` when there are several Hubs (a secret: it holds the token)."""
+    def _hubs_env(self, *, tokens: bool = True) -> dict[str, str]:
+        """``ORCH_HUBS`` when there are several Hubs (a secret, with ``tokens``)."""
         if len(self.hubs) <= 1:
             return {}
         specs = [
             {**spec.model_dump(mode="json"), "token": spec.token.get_secret_value()}
+            if tokens
+            else spec.model_dump(mode="json", exclude={"token"})
             for spec in self.hub_specs()
         ]
         return {"ORCH_HUBS": json.dumps(specs)}
+
+    def gateway_env(self) -> dict[str, str]:
+        """A gateway's environment: no Hub token (it issues launch links, it never calls
+        a Hub)."""
+        env = {**self.process_env(), **self._hubs_env(tokens=False)}
+        env.pop("ORCH_HUB_API_TOKEN", None)
+        return env
 
     def process_env(self) -> dict[str, str]:
         """Environment of a child process: ours plus the stack's settings."""
@@ -372,7 +386,7 @@ class LocalStack:
             [sys.executable, "-m", "orchestrator", "gateway"],
             log_path=self.logs_dir / f"{name}.log",
             env={
-                **self.process_env(),
+                **self.gateway_env(),
                 "ORCH_GATEWAY_PORT": str(port),
                 "ORCH_PUBLIC_URL": url,
                 "ORCH_INSTANCE": instance,

@@ -8,6 +8,7 @@ before each spawn.
 
 from __future__ import annotations
 
+import os
 import pwd
 import subprocess
 from collections.abc import Callable
@@ -50,12 +51,18 @@ def ensure_account(name: str, homes_root: Path) -> pwd.struct_passwd:
     return pwd.getpwnam(name)
 
 
-def accounts_pre_spawn_hook(homes_root: str) -> Callable[[Any], None]:
-    """A ``Spawner.pre_spawn_hook`` that makes sure the spawning user's account exists."""
+def accounts_pre_spawn_hook(homes_root: str, subdir: str | None = None) -> Callable[[Any], None]:
+    """A ``Spawner.pre_spawn_hook`` that makes sure the spawning user's account exists
+    (and ``subdir`` of its home, owned by it, 0700: where a Hub that shares the machine's
+    accounts with another keeps its servers' files)."""
     root = Path(homes_root)
 
     def create_account(spawner: Any) -> None:
-        ensure_account(spawner.user.name, root)
+        account = ensure_account(spawner.user.name, root)
+        if subdir:
+            folder = Path(account.pw_dir) / subdir
+            folder.mkdir(mode=0o700, exist_ok=True)
+            os.chown(folder, account.pw_uid, account.pw_gid)
 
     return create_account
 

@@ -163,6 +163,21 @@ def build_parser() -> argparse.ArgumentParser:
     hubs_sub.add_parser("list", help="per Hub: weight, new users, health, users, servers")
     for verb, text in (("drain", "stop new placements on a Hub"), ("undrain", "resume them")):
         hubs_sub.add_parser(verb, help=text).add_argument("name", help="the Hub's name")
+    drain = hubs_sub.choices["drain"]
+    drain.add_argument("--move", action="store_true", help="and move every user off it")
+    move = hubs_sub.add_parser("move", help="move a user's workspace to another Hub")
+    move.add_argument("user", help="the workspace (its Hub user name), or the person with --app")
+    move.add_argument("--app", help="USER is this app's person, not a Hub user name")
+    for moving in (drain, move):
+        moving.add_argument(
+            "--to", required=moving is move, help="the Hub to move to (drain: else placed)"
+        )
+        moving.add_argument(
+            "--wait",
+            type=float,
+            metavar="SECONDS",
+            help="follow the moves until they finish, at most SECONDS",
+        )
     hubs.set_defaults(fn=_hubs, action="list")
 
     dead = sub.add_parser("dead-letters", help="list, show, replay or purge dead letters")

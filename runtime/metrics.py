@@ -129,3 +129,18 @@ HUB_UP = Gauge(
     "that holds the health check's lease; others report none)",
     ["hub"],
 )
+HUB_USERS = Gauge(
+    "orch_hub_users",
+    "Workspaces placed on the Hub (set with orch_hub_up, by the health checks' lease holder)",
+    ["hub"],
+)
+HUB_SERVERS_RUNNING = Gauge(
+    "orch_hub_servers_running",
+    "Servers running on the Hub, as the orchestrator last saw them (set with orch_hub_up)",
+    ["hub"],
+)
+HUB_SPAWNS_IN_PROGRESS = Gauge(
+    "orch_hub_spawns_in_progress",
+    "Spawns holding one of the Hub's spawn slots (set with orch_hub_up)",
+    ["hub"],
+)

@@ -28,6 +28,7 @@ class CommandType(StrEnum):
     OPEN = "open"
     STOP_SERVER = "stop-server"
     CULL_SERVER = "cull-server"
+    MOVE_USER = "move-user"
 
 
 class _CommandBase(BaseModel):
@@ -113,6 +114,20 @@ class CullServer(_CommandBase):
     scheduled_at: datetime
 
 
+class MoveUser(_CommandBase):
+    """Move the workspace to Hub ``to_hub`` (an operator's command, never an app's).
+
+    Queued in the user's command order like any command: every notebook on the
+    current Hub is stored as a version if changed, its server is stopped, the user is
+    ensured on ``to_hub``, the latest version of every notebook is written there, and
+    only then is the workspace's Hub switched. Resumable after a crash at any step;
+    a workspace already on ``to_hub`` is success.
+    """
+
+    type: Literal[CommandType.MOVE_USER] = CommandType.MOVE_USER
+    to_hub: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$", description="The Hub to move to")
+
+
 _AppCommand = (
     EnsureUser
     | StartServer
@@ -127,9 +142,9 @@ COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 # Every command model apps may send, in the union's order (exports, contract tests).
 COMMAND_MODELS: tuple[type[BaseModel], ...] = get_args(get_args(Command)[0])
 # What travels on the bus: the apps' commands and the orchestrator's own.
-BusCommand = Annotated[_AppCommand | CullServer, Field(discriminator="type")]
+BusCommand = Annotated[_AppCommand | CullServer | MoveUser, Field(discriminator="type")]
 BUS_COMMAND_ADAPTER: TypeAdapter[BusCommand] = TypeAdapter(BusCommand)
-INTERNAL_COMMAND_TYPES = frozenset({CommandType.CULL_SERVER})
+INTERNAL_COMMAND_TYPES = frozenset({CommandType.CULL_SERVER, CommandType.MOVE_USER})
 
 
 def utcnow() -> datetime:

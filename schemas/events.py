@@ -118,6 +118,17 @@ class CommandFailed(EventData):
     error: CommandError
 
 
+class UserMoved(EventData):
+    """A workspace moved to another JupyterHub: its notebooks were written there at
+    their latest versions, and its commands, links and saves now go there."""
+
+    user: str
+    from_hub: str
+    to_hub: str
+    notebooks: list[str] = Field(description="The notebooks written on the new Hub")
+    moved_at: datetime
+
+
 class EventKind(StrEnum):
     """Event kinds; the value is the routing-key stem and the type's middle part."""
 
@@ -133,6 +144,7 @@ class EventKind(StrEnum):
     SERVER_STOPPING = "server.stopping"
     SERVER_STOPPED = "server.stopped"
     SERVER_CULL_SCHEDULED = "server.cull_scheduled"
+    USER_MOVED = "user.moved"
 
 
 EVENT_DATA_MODELS: dict[EventKind, type[EventData]] = {
@@ -148,6 +160,7 @@ EVENT_DATA_MODELS: dict[EventKind, type[EventData]] = {
     EventKind.SERVER_STOPPING: ServerStopping,
     EventKind.SERVER_STOPPED: ServerStopped,
     EventKind.SERVER_CULL_SCHEDULED: ServerCullScheduled,
+    EventKind.USER_MOVED: UserMoved,
 }
 
 

@@ -67,12 +67,14 @@ class CommandProgressed(EventData):
 
 class StopReason(StrEnum):
     """Why a server stopped: an app's ``stop-server``, idle or too old (culled by the
-    orchestrator), or the Hub stopped it without the orchestrator (found stopped)."""
+    orchestrator), the Hub stopped it without the orchestrator (found stopped), or
+    its workspace moved to another Hub."""
 
     COMMAND = "command"
     IDLE = "idle"
     MAX_AGE = "max_age"
     HUB = "hub"
+    MOVE = "move"
 
 
 class CullReason(StrEnum):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from enum import StrEnum
 
 PERSON_PART_CHARS = 20
 DIGEST_CHARS = 10
@@ -36,3 +37,12 @@ class Workspace:
     app: str
     user: str
     hub: str | None = None
+
+
+class MoveStep(StrEnum):
+    """How far a workspace's move to another Hub got (each step durable before the next)."""
+
+    STARTED = "started"
+    LEFT_SOURCE = "left_source"  # its notebooks stored as versions, its server stopped
+    WRITTEN = "written"  # the latest versions written on the target Hub
+    DONE = "done"  # the workspace lives on the target Hub

@@ -33,12 +33,19 @@ def notebook_content(marker: str) -> dict[str, Any]:
 
 
 async def put_notebook(
-    http: aiohttp.ClientSession, stack: LocalStack, user: str, path: str, marker: str
+    http: aiohttp.ClientSession,
+    stack: LocalStack,
+    user: str,
+    path: str,
+    marker: str,
+    *,
+    hub_url: str | None = None,
 ) -> int:
     """Write a notebook saying ``marker`` at ``path`` in ``user``'s server (the scenarios'
-    app's workspace of ``user``); the HTTP status."""
+    app's workspace of ``user``) through the Hub at ``hub_url`` (the first Hub's for
+    None); the HTTP status."""
     hub_user = workspace_name(RELIABILITY_APP, user)
-    url = f"{stack.hub.url}/user/{quote(hub_user)}/api/contents/{quote(path)}"
+    url = f"{hub_url or stack.hub.url}/user/{quote(hub_user)}/api/contents/{quote(path)}"
     body = {"type": "notebook", "format": "json", "content": notebook_content(marker)}
     headers = {"Authorization": f"token {stack.service_token}"}
     async with http.put(url, json=body, headers=headers) as response:

@@ -27,7 +27,7 @@ from orchestrator.gateway.validation import (
     parse_command,
     parse_wait,
 )
-from runtime.bus.command_messages import command_message
+from runtime.bus.command_messages import recorded_command_message
 from runtime.bus.publisher import PublishFailed
 from runtime.db.command_records import NewCommand
 from runtime.db.commands import IdempotencyConflict
@@ -86,15 +86,7 @@ def command_view(request: web.Request, record: CommandRecord | NewCommand) -> di
 async def _publish(
     request: web.Request, record: CommandRecord | NewCommand, command: Command
 ) -> None:
-    await request.app[PUBLISHER].publish_message(
-        command_message(
-            command_id=record.id,
-            app=record.app,
-            correlation_id=record.correlation_id,
-            accepted_at=record.created_at,
-            command=command,
-        )
-    )
+    await request.app[PUBLISHER].publish_message(recorded_command_message(record, command))
 
 
 def _command_response(

@@ -85,6 +85,21 @@ class CullServerResult(_Closed):
     )
 
 
+class MoveUserResult(_Closed):
+    """The result of an operator's ``move-user`` (the workspace moved to another Hub)."""
+
+    user: str
+    from_hub: str | None = Field(description="Where it lived (null: it was already there)")
+    to_hub: str
+    notebooks: list[str] = Field(
+        default_factory=list, description="The notebooks written on the new Hub"
+    )
+    stored: list[str] = Field(
+        default_factory=list,
+        description="Notebooks whose content on the old Hub was stored as a new version",
+    )
+
+
 class CreateNotebookResult(_Closed):
     """The result of a succeeded ``create``."""
 
@@ -136,6 +151,7 @@ RESULT_MODELS: dict[CommandType, type[BaseModel]] = {
     CommandType.SAVE: SaveNotebookResult,
     CommandType.OPEN: OpenNotebookResult,
     CommandType.CULL_SERVER: CullServerResult,
+    CommandType.MOVE_USER: MoveUserResult,
 }
 
 CommandResult = (
@@ -147,6 +163,7 @@ CommandResult = (
     | SaveNotebookResult
     | OpenNotebookResult
     | CullServerResult
+    | MoveUserResult
 )
 
 
@@ -182,7 +199,7 @@ class CommandView(_Closed):
         "(ensure-user → EnsureUserResult, start-server → StartServerResult, stop-server → "
         "StopServerResult, create → CreateNotebookResult, restore → RestoreNotebookResult, "
         "save → SaveNotebookResult, open → OpenNotebookResult, cull-server → "
-        "CullServerResult)"
+        "CullServerResult, move-user → MoveUserResult)"
     )
     error: CommandError | None = Field(description="Set when failed")
     progress: CommandProgress | None = Field(

@@ -3,64 +3,33 @@
 ``hubs list`` shows per Hub its weight, whether it takes new users (draining, health
 and the last check's error), the users placed on it, their servers running, spawns in
 progress and spawns waiting in its line. ``hubs drain NAME`` stops new placements on
-a Hub (its users stay and keep working); ``hubs undrain NAME`` resumes them.
+a Hub (its users stay and keep working; with ``--move`` they all move off it);
+``hubs undrain NAME`` resumes them. ``hubs move USER --to NAME`` moves one workspace
+(:mod:`orchestrator.operator.hub_moves`).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orchestrator.operator.hub_moves import (
+    PlannedMove,
+    complain,
+    find_workspace,
+    move_rows,
+    plan_drain,
+    submit_moves,
+)
 from orchestrator.operator.tables import print_rows
 from runtime.db.engine import create_schema, make_engine, make_sessionmaker
-from runtime.db.hub_status import HubStatusStore
-from runtime.db.models import ServerRecord, SpawnSlot, WorkspaceRecord
+from runtime.db.hub_status import HubStatusStore, hub_counts
 from runtime.db.spawn_slots import spawns_waiting
 from runtime.hubs import HubSpec
 from runtime.settings import HubsSettings
-from schemas.commands import utcnow
-
-
-async def _per_hub(
-    sessions: async_sessionmaker[AsyncSession], first: str
-) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
-    """Users, servers running and spawns in progress by Hub (a workspace recorded with
-    no Hub lives on ``first``)."""
-    async with sessions() as session:
-        users = (
-            await session.exec(
-                select(WorkspaceRecord.hub, func.count()).group_by(col(WorkspaceRecord.hub))
-            )
-        ).all()
-        running = (
-            await session.exec(
-                select(WorkspaceRecord.hub, func.count())
-                .join(ServerRecord, col(ServerRecord.workspace) == col(WorkspaceRecord.name))
-                .where(col(ServerRecord.running))
-                .group_by(col(WorkspaceRecord.hub))
-            )
-        ).all()
-        spawning = (
-            await session.exec(
-                select(SpawnSlot.hub, func.count())
-                .where(col(SpawnSlot.holder).is_not(None), col(SpawnSlot.expires_at) > utcnow())
-                .group_by(col(SpawnSlot.hub))
-            )
-        ).all()
-
-    def by_hub(rows: Any) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for hub, count in rows:
-            counts[hub or first] = counts.get(hub or first, 0) + int(count)
-        return counts
-
-    return by_hub(users), by_hub(running), by_hub(spawning)
 
 
 async def hub_rows(
@@ -69,7 +38,8 @@ async def hub_rows(
     """One row per configured Hub (and per Hub still holding users but no longer
     configured, marked so)."""
     statuses = await HubStatusStore(sessions).statuses()
-    users, running, spawning = await _per_hub(sessions, specs[0].name)
+    counts = await hub_counts(sessions, specs[0].name)
+    users, running, spawning = counts.users, counts.running, counts.spawning
     configured = {spec.name: spec for spec in specs}
     names = list(configured) + sorted(set(users) - set(configured))
     rows = []
@@ -99,6 +69,59 @@ async def hub_rows(
     return rows
 
 
+def _unknown(name: str, specs: list[HubSpec]) -> str:
+    names = ", ".join(spec.name for spec in specs)
+    return f"no Hub named {name!r} is configured (configured: {names})"
+
+
+async def _move(
+    settings: HubsSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    specs: list[HubSpec],
+    args: argparse.Namespace,
+) -> int:
+    """``hubs move USER --to NAME``: one workspace."""
+    if args.to not in {spec.name for spec in specs}:
+        return complain(_unknown(args.to, specs))
+    record = await find_workspace(sessions, args.user, args.app)
+    if record is None:
+        whose = f"of {args.user!r} in app {args.app!r}" if args.app else f"named {args.user!r}"
+        return complain(f"no workspace {whose} is recorded")
+    moves = [PlannedMove(record, record.hub or specs[0].name, args.to)]
+    return await _submit_and_show(settings, sessions, moves, args)
+
+
+async def _drain_moving(
+    settings: HubsSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    specs: list[HubSpec],
+    args: argparse.Namespace,
+) -> int:
+    """``hubs drain NAME --move``: every workspace on the Hub moves off it."""
+    if args.to is not None and args.to not in {spec.name for spec in specs}:
+        return complain(_unknown(args.to, specs))
+    try:
+        moves = await plan_drain(sessions, specs, args.name, args.to)
+    except LookupError as exc:
+        return complain(str(exc))
+    return await _submit_and_show(settings, sessions, moves, args)
+
+
+async def _submit_and_show(
+    settings: HubsSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    moves: list[PlannedMove],
+    args: argparse.Namespace,
+) -> int:
+    """Submit the moves and print a row each (after they finished, with ``--wait``);
+    1 when a move failed or did not finish in time."""
+    ids = await submit_moves(settings, sessions, moves)
+    rows = await move_rows(sessions, moves, ids, wait_seconds=args.wait)
+    print_rows(rows, as_json=args.json)
+    unfinished = args.wait is not None and any(r["status"] != "succeeded" for r in rows)
+    return 1 if unfinished else 0
+
+
 async def run_hubs(settings: HubsSettings, args: argparse.Namespace) -> int:
     """Perform one ``hubs`` action against the database; 0 on success."""
     engine = make_engine(settings.database_url.get_secret_value())
@@ -106,17 +129,16 @@ async def run_hubs(settings: HubsSettings, args: argparse.Namespace) -> int:
     sessions = make_sessionmaker(engine)
     specs = settings.hub_specs()
     try:
+        if args.action == "move":
+            return await _move(settings, sessions, specs, args)
         if args.action in ("drain", "undrain"):
             if args.name not in {spec.name for spec in specs}:
-                names = ", ".join(spec.name for spec in specs)
-                print(
-                    f"no Hub named {args.name!r} is configured (configured: {names})",
-                    file=sys.stderr,
-                )
-                return 1
+                return complain(_unknown(args.name, specs))
             await HubStatusStore(sessions).set_draining(args.name, args.action == "drain")
             done = "takes no new users" if args.action == "drain" else "takes new users again"
             print(f"Hub {args.name} {done}")
+            if args.action == "drain" and args.move:
+                return await _drain_moving(settings, sessions, specs, args)
             return 0
         print_rows(await hub_rows(sessions, specs), as_json=args.json)
         return 0

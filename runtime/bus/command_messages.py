@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from runtime.outgoing import OutgoingMessage
 from schemas.commands import BUS_COMMAND_ADAPTER, BusCommand, CommandMessage
@@ -75,4 +75,28 @@ def stored_command_message(
         correlation_id=correlation_id,
         accepted_at=accepted_at,
         command=BUS_COMMAND_ADAPTER.validate_python(payload),
+    )
+
+
+class RecordedCommand(Protocol):
+    """What a command's record says of it that its message carries."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def app(self) -> str: ...
+    @property
+    def correlation_id(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+def recorded_command_message(record: RecordedCommand, command: BusCommand) -> OutgoingMessage:
+    """:func:`command_message` of ``command``, just recorded as ``record``."""
+    return command_message(
+        command_id=record.id,
+        app=record.app,
+        correlation_id=record.correlation_id,
+        accepted_at=record.created_at,
+        command=command,
     )

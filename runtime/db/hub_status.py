@@ -1,16 +1,19 @@
 """Each configured Hub's status: draining (set by an operator) and healthy (set by the
-health checks), which together say whether it takes new users."""
+health checks), which together say whether it takes new users; and what each Hub holds
+(workspaces, servers running, spawns in progress)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from runtime.db.models import HubStatus
+from runtime.db.models import HubStatus, ServerRecord, SpawnSlot, WorkspaceRecord
 from runtime.hubs import HubSpec
 from schemas.commands import utcnow
 
@@ -43,6 +46,10 @@ class HubStatusStore:
         """Record the outcome of a health check of the Hub ``name``."""
         await self._upsert(name, healthy=healthy, error=error, checked_at=utcnow())
 
+    async def counts(self, first: str) -> HubCounts:
+        """What each Hub holds now (:func:`hub_counts`)."""
+        return await hub_counts(self._sessions, first)
+
     async def _upsert(self, name: str, **values: object) -> None:
         for _ in range(2):  # a concurrent first insert: then update it
             async with self._sessions() as session:
@@ -58,3 +65,45 @@ class HubStatusStore:
                 except IntegrityError:
                     await session.rollback()
         raise RuntimeError(f"could not record the status of Hub {name!r}")
+
+
+@dataclass(frozen=True)
+class HubCounts:
+    """Per Hub name: workspaces placed, servers running, spawns holding a slot."""
+
+    users: dict[str, int]
+    running: dict[str, int]
+    spawning: dict[str, int]
+
+
+async def hub_counts(sessions: async_sessionmaker[AsyncSession], first: str) -> HubCounts:
+    """What each Hub holds now (a workspace recorded with no Hub lives on ``first``)."""
+    async with sessions() as session:
+        users = (
+            await session.exec(
+                select(WorkspaceRecord.hub, func.count()).group_by(col(WorkspaceRecord.hub))
+            )
+        ).all()
+        running = (
+            await session.exec(
+                select(WorkspaceRecord.hub, func.count())
+                .join(ServerRecord, col(ServerRecord.workspace) == col(WorkspaceRecord.name))
+                .where(col(ServerRecord.running))
+                .group_by(col(WorkspaceRecord.hub))
+            )
+        ).all()
+        spawning = (
+            await session.exec(
+                select(SpawnSlot.hub, func.count())
+                .where(col(SpawnSlot.holder).is_not(None), col(SpawnSlot.expires_at) > utcnow())
+                .group_by(col(SpawnSlot.hub))
+            )
+        ).all()
+
+    def by_hub(rows: Sequence[tuple[str | None, int]]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for hub, count in rows:
+            counts[hub or first] = counts.get(hub or first, 0) + int(count)
+        return counts
+
+    return HubCounts(by_hub(users), by_hub(running), by_hub(spawning))

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from schemas.commands import utcnow
+from schemas.workspaces import MoveStep
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -300,3 +301,19 @@ class HubStatus(SQLModel, table=True):
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
     error: str | None = Field(default=None, max_length=500)
+
+
+class HubMove(SQLModel, table=True):
+    """One workspace's move to another Hub, made by the ``move-user`` command
+    ``command_id``; the row stays as the record of the move once done."""
+
+    __tablename__ = "hub_move"
+
+    command_id: uuid.UUID = Field(primary_key=True)
+    workspace: str = Field(index=True, max_length=64)
+    source: str = Field(max_length=32)
+    target: str = Field(max_length=32)
+    step: str = Field(default=MoveStep.STARTED, max_length=16)
+    stored: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    started_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)

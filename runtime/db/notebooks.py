@@ -163,6 +163,17 @@ class NotebookStore:
             nb = await session.get(Notebook, version.notebook_id)
             return None if nb is None else _stored(version, nb, created=False)
 
+    async def stored_by(self, command_id: uuid.UUID) -> list[StoredVersion]:
+        """Every version ``command_id`` stored (a move stores one per notebook), by path."""
+        async with self._sessions() as session:
+            rows = await session.exec(
+                select(NotebookVersion, Notebook)
+                .join(Notebook, col(Notebook.id) == col(NotebookVersion.notebook_id))
+                .where(NotebookVersion.command_id == command_id)
+                .order_by(col(Notebook.path))
+            )
+            return [_stored(version, nb, created=False) for version, nb in rows.all()]
+
     async def content(self, sha256: str) -> str | None:
         """The stored content (nbformat JSON text) with this hash."""
         async with self._sessions() as session:

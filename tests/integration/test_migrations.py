@@ -30,6 +30,7 @@ TABLES_AFTER_0001 = {
     "server",
     "job_lease",
     "hub_status",
+    "hub_move",
 }
 INDEXES_AFTER_0001 = {"ix_command_user_status_created", "ix_command_unfinished_updated"}
 COLUMNS_AFTER_0001 = [

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -21,15 +25,22 @@ from sqlmodel import col, select
 
 from devstack.process import StartupError
 from devstack.reliability.load import RELIABILITY_APP
-from devstack.reliability.notebooks import NOTEBOOK_PATH, put_notebook, run_commands
+from devstack.reliability.notebooks import (
+    NOTEBOOK_PATH,
+    notebook_content,
+    put_notebook,
+    run_commands,
+)
 from devstack.stack import LocalStack, StackOptions
 from orchestrator.operator.subscribe import subscribe_events
 from runtime.db.engine import make_engine, make_sessionmaker
-from runtime.db.models import WorkspaceRecord
+from runtime.db.models import HubMove, WorkspaceRecord
 from schemas.workspaces import workspace_name
 
 WEIGHTS = [1.0, 3.0]
 USERS = 160
+# users enough that each Hub gets some at weights 1:3 either way (all on one: < 1e-4)
+SOME_ON_EACH = 40
 
 pytestmark = pytest.mark.slow
 
@@ -165,10 +176,24 @@ async def _until_health(stack: LocalStack, hub: str, health: str) -> dict[str, o
             await asyncio.sleep(0.5)
 
 
+async def _final_view(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str], *, polls: int
+) -> dict[str, Any]:
+    """The command's view at ``url`` once final, in at most ``polls`` long polls of 30 s
+    (the gateway's limit); the last view seen otherwise."""
+    for _ in range(polls):
+        async with http.get(f"{url}?wait=30", headers=headers) as r:
+            assert r.status == 200, await r.text()
+            view: dict[str, Any] = await r.json()
+        if view["status"] in ("succeeded", "failed"):
+            break
+    return view
+
+
 async def test_a_stopped_hubs_users_wait_for_it_while_new_users_go_elsewhere(
     stack: LocalStack, app_key: str, http: aiohttp.ClientSession
 ) -> None:
-    users = [f"d{uuid.uuid4().hex[:6]}n{i}" for i in range(12)]
+    users = [f"d{uuid.uuid4().hex[:6]}n{i}" for i in range(SOME_ON_EACH)]
     await _ensure(stack, app_key, users)
     placed = await _placed(stack, users)
     waiting_user = next(u for u in users if placed[u] == "hub-2")
@@ -193,12 +218,7 @@ async def test_a_stopped_hubs_users_wait_for_it_while_new_users_go_elsewhere(
     finally:
         await asyncio.to_thread(hub.start_again)
     await _until_health(stack, "hub-2", "up")
-    for _ in range(3):  # long polls of at most 30 s (the gateway's limit)
-        async with http.get(f"{url}?wait=30", headers=headers) as r:
-            assert r.status == 200, await r.text()
-            view = await r.json()
-        if view["status"] in ("succeeded", "failed"):
-            break
+    view = await _final_view(http, url, headers, polls=3)
     assert view["status"] == "succeeded", view
     assert await _on_hub(http, stack, 1, waiting_user)
 
@@ -219,3 +239,175 @@ async def test_a_drained_hub_takes_no_new_users_until_undrained(
     assert "hub-2" in set((await _placed(stack, later)).values())  # 3 of 4 expected there
     with pytest.raises(StartupError, match="no Hub named 'nowhere'"):
         await asyncio.to_thread(stack.orchestrator_cli, "hubs", "drain", "nowhere")
+
+
+MOVED_PATHS = ["a.ipynb", "b.ipynb", "sub/c.ipynb"]
+
+
+async def _user_with_three_notebooks(
+    stack: LocalStack, key: str, http: aiohttp.ClientSession, hub: str
+) -> tuple[str, dict[str, str]]:
+    """A user on ``hub`` with 3 notebooks: ``a`` edited and saved inside Jupyter, ``b`` as
+    created, ``sub/c`` edited on disk by the user's own code (no save the orchestrator
+    heard of). Returns the user and each notebook's expected text."""
+    users = [f"m{uuid.uuid4().hex[:6]}n{i}" for i in range(SOME_ON_EACH)]
+    await _ensure(stack, key, users)
+    placed = await _placed(stack, users)
+    user = next(u for u in users if placed[u] == hub)
+    opened = await run_commands(
+        stack, key, [{"type": "open", "user": user, "path": p} for p in MOVED_PATHS], within=120
+    )
+    assert {v["status"] for v in opened} == {"succeeded"}, opened
+    index = 0 if hub == "hub-1" else 1
+    url = stack.hubs[index].url
+    async with subscribe_events(stack.broker.amqp_url, ["notebook.saved"]) as events:
+        assert await put_notebook(http, stack, user, "a.ipynb", "saved a", hub_url=url) < 300
+        async with asyncio.timeout(60):
+            # reported after the opens' own writes, which are then handled too (in order)
+            await events.first(
+                lambda e: (
+                    e.data.get("user") == user
+                    and e.data.get("path") == "a.ipynb"
+                    and e.data.get("origin") == "jupyter"
+                )
+            )
+    on_disk = stack.workspace_home(workspace_name(RELIABILITY_APP, user), hub) / "sub/c.ipynb"
+    on_disk.write_text(json.dumps(notebook_content("unsaved c")))
+    return user, {"a.ipynb": "saved a", "b.ipynb": "", "sub/c.ipynb": "unsaved c"}
+
+
+def _marker(notebook: dict[str, Any]) -> str:
+    """The text of the notebook's cells (a source on disk is a list of lines)."""
+    sources = [cell["source"] for cell in notebook.get("cells") or []]
+    return "".join(s if isinstance(s, str) else "".join(s) for s in sources)
+
+
+async def _assert_moved(
+    stack: LocalStack,
+    key: str,
+    http: aiohttp.ClientSession,
+    user: str,
+    expected: dict[str, str],
+    target: str,
+) -> None:
+    """Every notebook on ``target``'s disk and in its latest version says what it should;
+    the user lives on ``target`` only, where an ``open`` now leads."""
+    assert (await _placed(stack, [user]))[user] == target
+    ws = workspace_name(RELIABILITY_APP, user)
+    home = stack.workspace_home(ws, target)
+    for path, text in expected.items():
+        assert _marker(json.loads((home / path).read_text())) == text, path
+    headers = {"Authorization": f"Bearer {key}"}
+    async with http.get(f"{stack.gateway_url}/v1/users/{user}/notebooks", headers=headers) as r:
+        listed = {n["path"]: n for n in (await r.json())["notebooks"]}
+    assert set(listed) == set(expected), listed
+    for path, text in expected.items():
+        version = listed[path]["latest_version_id"]
+        async with http.get(f"{stack.gateway_url}/v1/versions/{version}", headers=headers) as r:
+            assert r.status == 200, await r.text()
+            assert _marker((await r.json())["content"]) == text, path
+    source = 1 if target == "hub-1" else 0
+    target_index = 1 - source
+    state = await _hub_user(http, stack, source, ws)
+    assert not state.get("servers"), state  # the old Hub's server was stopped
+    [opened] = await run_commands(
+        stack, key, [{"type": "open", "user": user, "path": "a.ipynb"}], within=120
+    )
+    assert opened["status"] == "succeeded", opened
+    assert opened["result"]["launch_url"].startswith(stack.hubs[target_index].url + "/")
+    assert opened["result"]["restored_version_id"] is None  # the file was there already
+
+
+async def _hub_user(
+    http: aiohttp.ClientSession, stack: LocalStack, index: int, ws: str
+) -> dict[str, object]:
+    headers = {"Authorization": f"token {stack.service_token}"}
+    async with http.get(f"{stack.hubs[index].api_url}/users/{quote(ws)}", headers=headers) as r:
+        assert r.status == 200, await r.text()
+        answer: dict[str, object] = await r.json()
+        return answer
+
+
+async def test_a_moved_user_has_every_notebook_on_the_new_hub_and_nothing_is_lost(
+    stack: LocalStack, app_key: str, http: aiohttp.ClientSession
+) -> None:
+    user, expected = await _user_with_three_notebooks(stack, app_key, http, "hub-1")
+    ws = workspace_name(RELIABILITY_APP, user)
+    async with subscribe_events(stack.broker.amqp_url, ["user.moved", "notebook.saved"]) as events:
+        out = await asyncio.to_thread(
+            stack.orchestrator_cli, "hubs", "--json", "move", ws, "--to", "hub-2", "--wait", "50"
+        )
+        [row] = json.loads(out)
+        assert (row["status"], row["from"], row["to"], row["step"]) == (
+            "succeeded",
+            "hub-1",
+            "hub-2",
+            "done",
+        ), row
+        seen = []  # the user's events up to user.moved (the move's saves come before it)
+        async with asyncio.timeout(30):
+            async for event in events:
+                if event.data.get("user") == user:
+                    seen.append(event.data)
+                    if "to_hub" in event.data:
+                        break
+    moved = seen[-1]
+    assert (moved["from_hub"], moved["to_hub"]) == ("hub-1", "hub-2")
+    assert moved["notebooks"] == MOVED_PATHS
+    [kept] = [e for e in seen if e.get("path") == "sub/c.ipynb"]
+    assert (kept["origin"], kept["hub"]) == ("command", "hub-1")
+    assert kept["command_id"] == row["command_id"]
+    await _assert_moved(stack, app_key, http, user, expected, "hub-2")
+
+
+async def _move_step(stack: LocalStack, command_id: str) -> str | None:
+    engine = make_engine(stack.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            move = await session.get(HubMove, uuid.UUID(command_id))
+            return None if move is None else move.step
+    finally:
+        await engine.dispose()
+
+
+async def test_a_consumer_killed_in_the_middle_of_a_move_finishes_it_after_restart(
+    stack: LocalStack, app_key: str, http: aiohttp.ClientSession
+) -> None:
+    user, expected = await _user_with_three_notebooks(stack, app_key, http, "hub-2")
+    ws = workspace_name(RELIABILITY_APP, user)
+    out = await asyncio.to_thread(
+        stack.orchestrator_cli, "hubs", "--json", "move", ws, "--to", "hub-1"
+    )
+    [row] = json.loads(out)
+    # Killed once the old Hub is left and while the new Hub spawns the user's server: the
+    # step is durable, the command unfinished (the database offers no change event).
+    async with asyncio.timeout(120):
+        while True:
+            if await _move_step(stack, row["command_id"]) == "left_source":
+                break
+            await asyncio.sleep(0.05)
+    for consumer in stack.consumers:
+        os.kill(consumer.pid, signal.SIGKILL)  # processes this stack started, by PID
+    for consumer in stack.consumers:
+        await asyncio.to_thread(consumer.wait_exit, 30)
+    assert await _move_step(stack, row["command_id"]) in ("left_source", "written")
+    assert (await _placed(stack, [user]))[user] == "hub-2"  # not switched yet
+    for index in range(len(stack.consumers)):
+        await asyncio.to_thread(stack.start_consumer, index)
+    headers = {"Authorization": f"Bearer {app_key}"}
+    url = f"{stack.gateway_url}/v1/commands/{row['command_id']}"
+    view = await _final_view(http, url, headers, polls=6)
+    assert view["status"] == "succeeded", view
+    # c's edit stored before the move left; b unchanged (a: by Jupyter's save report, or
+    # by the move if the report came later)
+    assert "sub/c.ipynb" in view["result"]["stored"], view["result"]
+    assert "b.ipynb" not in view["result"]["stored"], view["result"]
+    assert await _move_step(stack, row["command_id"]) == "done"
+    await _assert_moved(stack, app_key, http, user, expected, "hub-1")
+
+
+def test_the_gateway_holds_no_hub_token(stack: LocalStack) -> None:
+    assert stack.gateway is not None
+    environ = Path(f"/proc/{stack.gateway.pid}/environ").read_bytes()
+    assert b"ORCH_HUBS=" in environ  # it knows the Hubs (names, public URLs)...
+    assert stack.service_token.encode() not in environ  # ...but holds no token of theirs

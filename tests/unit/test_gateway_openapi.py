@@ -42,6 +42,13 @@ RESULTS: dict[str, dict[str, Any]] = {
         "expires_at": _NOW,
     },
     "cull-server": {"user": "alice", "culled": True, "reason": "idle", "kept": ["a.ipynb"]},
+    "move-user": {
+        "user": "alice",
+        "from_hub": "hub-1",
+        "to_hub": "hub-2",
+        "notebooks": ["a.ipynb", "sub/c.ipynb"],
+        "stored": ["sub/c.ipynb"],
+    },
 }
 APP_COMMAND_TYPES = [kind for kind in CommandType if kind not in INTERNAL_COMMAND_TYPES]
 
