@@ -72,6 +72,7 @@ bench: install-test
 	@scripts/ensure-system-packages.sh wrk
 	$(BENCH) bench/gateway_throughput.py
 	$(BENCH) bench/burst.py
+	$(BENCH) bench/burst.py --hubs 2
 	$(BENCH) bench/save_latency.py
 	$(BENCH) bench/reliability/run_all.py
 

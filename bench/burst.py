@@ -1,6 +1,7 @@
 """A burst of users opening a notebook at once, against a Hub that throttles spawns.
 
     .venv/bin/python bench/burst.py [--users 30 --spawn-limit 5 --consumers 2]
+    .venv/bin/python bench/burst.py --hubs 2   # 40 users over 2 Hubs vs 1 (burst_hubs.py)
 
 One stack (Hub ``concurrent_spawn_limit`` = --spawn-limit, the orchestrator's total
 ``ORCH_SPAWN_CONCURRENCY`` = the same), bursts of fresh users, every server
@@ -244,11 +245,22 @@ def _report(
 def main() -> int:
     """Start the stack, run the three bursts, print the table, stop everything."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=30)
-    parser.add_argument("--spawn-limit", type=int, default=5)
+    parser.add_argument("--users", type=int, help="per burst (default 30; 40 with --hubs)")
+    parser.add_argument("--spawn-limit", type=int, help="per Hub (default 5; 2 with --hubs)")
     parser.add_argument("--consumers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="orchestrator/direct pairs")
+    parser.add_argument(
+        "--hubs", type=int, default=1, help="N > 1: N Hubs vs 1 Hub instead (bench/burst_hubs.py)"
+    )
     args = parser.parse_args()
+    if args.hubs > 1:
+        from bench.burst_hubs import run_over_hubs
+
+        args.users = args.users or 40
+        args.spawn_limit = args.spawn_limit or 2
+        return run_over_hubs(args)
+    args.users = args.users or 30
+    args.spawn_limit = args.spawn_limit or 5
     with tempfile.TemporaryDirectory(prefix="burst-") as state:
         options = StackOptions(
             consumers=args.consumers,
