@@ -21,16 +21,27 @@ from consumers.errors import ConflictError, NotFoundError, PermanentError, Trans
 from consumers.event_publisher import PendingEvent
 from consumers.lifecycle import QuietObserver
 from consumers.notebook_codec import CanonicalNotebook, canonicalise, empty_notebook
-from consumers.ports import CommandObserver, ContentsPort, HubPort, ServerState, VersionStore
+from consumers.ports import (
+    CommandObserver,
+    ContentsPort,
+    HubPort,
+    ServerState,
+    VersionStore,
+    VersionWriter,
+)
 from runtime.metrics import SERVERS_CULLED
+from runtime.notebook_changes import summarise
 from schemas import commands as c
-from schemas.events import EventKind, NotebookSaved, SaveOrigin
+from schemas.events import ChangeSummary, EventKind, NotebookSaved, SaveOrigin
 from schemas.launch_codes import LaunchLinkIssuer
 from schemas.lifecycle import ProgressPhase, StopReason
 from schemas.names import normalise_relative_path
 from schemas.versions import StoredVersion
 
 log = structlog.get_logger(__name__)
+# Notebooks larger than this get no change summary in notebook.saved (parsing both
+# versions would cost more than a save should).
+SUMMARY_MAX_BYTES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -75,11 +86,16 @@ def notebook_url(hub_public_url: str, user: str, path: str) -> str:
 
 
 def saved_event(
-    version: StoredVersion, content: dict[str, Any] | None, *, user: str, hub: str | None
+    version: StoredVersion,
+    content: dict[str, Any] | None,
+    *,
+    user: str,
+    hub: str | None,
+    changes: ChangeSummary | None = None,
 ) -> PendingEvent:
     """The ``notebook.saved`` event for a stored version of ``user`` (the person; the
     version itself is kept under the workspace's Hub user, on ``hub``), with who wrote
-    it."""
+    it and what it changed."""
     return PendingEvent(
         EventKind.NOTEBOOK_SAVED,
         NotebookSaved(
@@ -95,9 +111,30 @@ def saved_event(
             restored_from=version.restored_from,
             before_overwrite=version.before_overwrite,
             hub=hub,
+            changes=changes,
         ),
         subject=f"{user}/{version.path}",
     )
+
+
+async def announce_version(
+    version: StoredVersion,
+    canonical: CanonicalNotebook,
+    versions: VersionWriter,
+    *,
+    inline_max_bytes: int,
+    user: str,
+    hub: str | None,
+) -> PendingEvent:
+    """:func:`saved_event` of ``version`` (whose content is ``canonical``): the content
+    inline when at most ``inline_max_bytes``, and the cells it changed against the
+    version before it (:func:`runtime.notebook_changes.summarise`)."""
+    document = canonical.as_dict() if canonical.size <= SUMMARY_MAX_BYTES else None
+    inline = document if canonical.size <= inline_max_bytes else None
+    changes = None
+    if document is not None:
+        changes = summarise(await versions.previous_content(version.id), document)
+    return saved_event(version, inline, user=user, hub=hub, changes=changes)
 
 
 async def store_version(
@@ -128,8 +165,7 @@ async def store_version(
     )
     if not (version.created or version.command_id == ctx.command_id):
         return version, []
-    inline = canonical.as_dict() if canonical.size <= ports.inline_content_max_bytes else None
-    return version, [saved_event(version, inline, user=user, hub=ports.hub_name)]
+    return version, [await _announce(version, canonical, ports, user=user)]
 
 
 async def ensure_user(cmd: c.EnsureUser, ports: Ports, ctx: CommandContext) -> Outcome:
@@ -175,9 +211,22 @@ async def _store_found(
         origin=SaveOrigin.JUPYTER.value,
         before_overwrite=before_overwrite,
     )
-    inline = on_disk.as_dict() if on_disk.size <= ports.inline_content_max_bytes else None
-    event = saved_event(version, inline, user=user, hub=ports.hub_name)
-    return [event] if version.created else []
+    if not version.created:
+        return []
+    return [await _announce(version, on_disk, ports, user=user)]
+
+
+async def _announce(
+    version: StoredVersion, canonical: CanonicalNotebook, ports: Ports, *, user: str
+) -> PendingEvent:
+    return await announce_version(
+        version,
+        canonical,
+        ports.versions,
+        inline_max_bytes=ports.inline_content_max_bytes,
+        user=user,
+        hub=ports.hub_name,
+    )
 
 
 async def _keep_open_notebooks(

@@ -23,7 +23,6 @@ half-moved workspace.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import structlog
 
@@ -33,12 +32,12 @@ from consumers.handlers import (
     CommandContext,
     Outcome,
     Ports,
+    announce_version,
     ensure_server,
-    saved_event,
     store_version,
 )
 from consumers.hubs import HubPorts
-from consumers.notebook_codec import canonicalise
+from consumers.notebook_codec import CanonicalNotebook, canonicalise
 from consumers.ports import MoveLog
 from schemas.commands import MoveUser, utcnow
 from schemas.events import EventKind, SaveOrigin, UserMoved
@@ -79,7 +78,7 @@ async def move_user(
         await moves.switch(ctx.command_id)
     written = await _live_notebooks(target, ctx)
     events = [
-        saved_event(version, await _inline(source, version), user=cmd.user, hub=move.source)
+        await _announce(source, version, user=cmd.user, hub=move.source)
         for version in await source.versions.stored_by(ctx.command_id)
     ]
     events.append(
@@ -132,12 +131,20 @@ async def _leave(source: Ports, ctx: CommandContext, *, user: str) -> list[str]:
     return stored
 
 
-async def _inline(ports: Ports, version: StoredVersion) -> dict[str, Any] | None:
-    """The version's document for its ``notebook.saved``, when small enough to inline."""
-    if version.size > ports.inline_content_max_bytes:
-        return None
+async def _announce(ports: Ports, version: StoredVersion, *, user: str, hub: str) -> PendingEvent:
+    """The ``notebook.saved`` of a version the move stored (also when a resumed move
+    stored it in an earlier attempt)."""
     text = await ports.versions.content(version.sha256)
-    return None if text is None else dict(json.loads(text))
+    if text is None:
+        raise PermanentError(f"the content of version {version.id} is missing")
+    return await announce_version(
+        version,
+        CanonicalNotebook(text=text, sha256=version.sha256),
+        ports.versions,
+        inline_max_bytes=ports.inline_content_max_bytes,
+        user=user,
+        hub=hub,
+    )
 
 
 async def _live_notebooks(ports: Ports, ctx: CommandContext) -> list[str]:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from consumers.errors import InvalidNotebook, NotFoundError, PermanentError, TransientError
 from consumers.event_publisher import EventPublisher, PendingEvent
-from consumers.handlers import saved_event
+from consumers.handlers import announce_version
 from consumers.hubs import HubPorts
 from consumers.notebook_codec import canonicalise
 from consumers.ports import InboundMessage, NotebookIndex, NotebookReader, WorkspaceDirectory
@@ -144,8 +144,14 @@ class NotificationProcessor:
         if not (version.created or replayed):
             log.info("save left the notebook unchanged", path=path)
             return
-        inline = canonical.as_dict() if canonical.size <= self._inline_max else None
-        event = saved_event(version, inline, user=who.user, hub=who.hub)
+        event = await announce_version(
+            version,
+            canonical,
+            self._notebooks,
+            inline_max_bytes=self._inline_max,
+            user=who.user,
+            hub=who.hub,
+        )
         await self._publish(note, who, event)
         lag = (utcnow() - note.occurred_at).total_seconds()
         SAVE_TO_EVENT_SECONDS.observe(max(0.0, lag))

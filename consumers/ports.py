@@ -197,6 +197,11 @@ class ContentsPort(NotebookReader, Protocol):
 class VersionWriter(Protocol):
     """Adds notebook versions."""
 
+    async def previous_content(self, version_id: uuid.UUID) -> str | None:
+        """The content of the version stored just before ``version_id`` of the same
+        notebook (None for a notebook's first version)."""
+        ...
+
     async def add_version(
         self,
         *,

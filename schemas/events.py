@@ -46,6 +46,16 @@ class SaveOrigin(StrEnum):
     JUPYTER = JUPYTER_ORIGIN
 
 
+class ChangeSummary(BaseModel):
+    """How many cells a version added, removed and changed against the one before."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cells_added: int = Field(ge=0)
+    cells_removed: int = Field(ge=0)
+    cells_changed: int = Field(ge=0)
+
+
 class NotebookSaved(EventData):
     """A new version of a notebook was stored."""
 
@@ -71,6 +81,11 @@ class NotebookSaved(EventData):
     )
     hub: str | None = Field(
         default=None, description="The JupyterHub the workspace lives on (several Hubs)"
+    )
+    changes: ChangeSummary | None = Field(
+        default=None,
+        description="Cells added, removed and changed against the version before (null for "
+        "a notebook's first version)",
     )
 
 

@@ -6,7 +6,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from orchestrator.gateway import commands_api, event_stream, health, notebooks_api, openapi
+from orchestrator.gateway import (
+    commands_api,
+    diffs_api,
+    event_stream,
+    health,
+    notebooks_api,
+    openapi,
+)
 from orchestrator.gateway.auth import AUTH, AppKeyCache, authenticate
 from orchestrator.gateway.command_waiters import WAITERS, CommandWaiters
 from orchestrator.gateway.context import (
@@ -14,6 +21,8 @@ from orchestrator.gateway.context import (
     APPS,
     BROKER_PROBE,
     COMMANDS,
+    DIFF_WORKER,
+    DIFFS,
     NOTEBOOKS,
     PUBLISHER,
     SETTINGS,
@@ -25,10 +34,12 @@ from runtime.bus.lifecycle import confirmed_bus
 from runtime.bus.probe import BrokerProbe
 from runtime.db.apps import AppStore
 from runtime.db.commands import CommandStore
+from runtime.db.diffs import DiffCache
 from runtime.db.engine import create_schema, make_engine, make_sessionmaker
 from runtime.db.notebooks import NotebookStore
 from runtime.db.workspaces import WorkspaceStore
 from runtime.http_errors import json_errors
+from runtime.notebook_diff import DiffWorker
 from runtime.settings import GatewaySettings
 
 
@@ -41,7 +52,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[WORKSPACES] = WorkspaceStore(sessions, app[SETTINGS].hub_specs())
     app[APPS] = AppStore(sessions)
     app[AUTH] = AppKeyCache(app[APPS].authenticate, ttl=app[SETTINGS].auth_cache_seconds)
+    app[DIFFS] = DiffCache(sessions)
+    app[DIFF_WORKER] = DiffWorker()  # its process starts with the first diff asked for
     yield
+    await app[DIFF_WORKER].close()
     await app[COMMANDS].close()
     await engine.dispose()
 
@@ -70,6 +84,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         health.routes,
         commands_api.routes,
         notebooks_api.routes,
+        diffs_api.routes,
         event_stream.routes,
         openapi.routes,
     ):

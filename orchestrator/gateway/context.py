@@ -9,8 +9,10 @@ from runtime.bus.probe import BrokerProbe
 from runtime.bus.publisher import ConfirmedPublisher
 from runtime.db.apps import AppIdentity, AppStore
 from runtime.db.commands import CommandStore
+from runtime.db.diffs import DiffCache
 from runtime.db.notebooks import NotebookStore
 from runtime.db.workspaces import WorkspaceStore
+from runtime.notebook_diff import DiffWorker
 from runtime.settings import GatewaySettings
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
@@ -21,6 +23,8 @@ AMQP = web.AppKey("amqp", AbstractRobustConnection)
 PUBLISHER = web.AppKey("publisher", ConfirmedPublisher)
 BROKER_PROBE = web.AppKey("broker_probe", BrokerProbe)
 WORKSPACES = web.AppKey("workspaces", WorkspaceStore)
+DIFFS = web.AppKey("diffs", DiffCache)
+DIFF_WORKER = web.AppKey("diff_worker", DiffWorker)
 
 REQUEST_APP = "orch.app"
 REQUEST_CORRELATION_ID = "orch.correlation_id"

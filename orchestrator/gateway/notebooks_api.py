@@ -93,20 +93,26 @@ async def list_versions(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/v1/versions/{version_id}")
-async def get_version(request: web.Request) -> web.Response:
-    """One version with its nbformat content."""
+async def readable_version(request: web.Request, raw_id: str) -> tuple[StoredVersion, str]:
+    """The version ``raw_id`` and its person, if the calling app may read it: one of
+    its own workspaces' (another app's is 404, as if it did not exist)."""
     try:
-        version_id = uuid.UUID(request.match_info["version_id"])
+        version_id = uuid.UUID(raw_id)
     except ValueError:
         raise invalid_parameter("version_id", "must be a UUID") from None
-    store = request.app[NOTEBOOKS]
-    version = await store.version(version_id)
+    version = await request.app[NOTEBOOKS].version(version_id)
     owner = None if version is None else await request.app[WORKSPACES].owner(version.user)
     app = current_app(request)
     if version is None or owner is None or owner.app != app.name or not app.may_act_for(owner.user):
         raise ApiError(404, "not_found", f"no version {version_id}")
-    content = await store.content(version.sha256)
+    return version, owner.user
+
+
+@routes.get("/v1/versions/{version_id}")
+async def get_version(request: web.Request) -> web.Response:
+    """One version with its nbformat content."""
+    version, user = await readable_version(request, request.match_info["version_id"])
+    content = await request.app[NOTEBOOKS].content(version.sha256)
     return web.json_response(
-        {**version_view(version, owner.user), "content": json.loads(content) if content else None}
+        {**version_view(version, user), "content": json.loads(content) if content else None}
     )

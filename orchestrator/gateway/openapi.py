@@ -181,7 +181,9 @@ def _components(settings: GatewaySettings) -> dict[str, Any]:
             "Forbidden": error("The app may not do this (command type or user prefix)"),
             "NotFound": error("No such resource for this app"),
             "Conflict": error("The Idempotency-Key was used with another body"),
-            "TooLarge": error(f"Body larger than {settings.max_body_bytes} bytes"),
+            "TooLarge": error(
+                f"Body larger than {settings.max_body_bytes} bytes (a diff: a notebook too large)"
+            ),
             "UnsupportedMediaType": error("Body is not application/json"),
             "Invalid": error("A field, path or query parameter is invalid (details name it)"),
             "BusUnavailable": error(
@@ -190,6 +192,7 @@ def _components(settings: GatewaySettings) -> dict[str, Any]:
                 **{"Retry-After": {"schema": {"type": "integer"}, "required": True}},
             ),
             "Unavailable": error("A feature this request needs is not configured"),
+            "Slow": error("The work took longer than its limit; the request may be tried later"),
         },
     }
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.db.models import CommandStatus
 from schemas.commands import CommandType
-from schemas.events import SaveOrigin
+from schemas.events import ChangeSummary, SaveOrigin
 from schemas.lifecycle import CommandProgress
 
 
@@ -262,6 +262,35 @@ class VersionWithContent(VersionView):
     content: dict[str, Any] | None
 
 
+class CellMark(_Closed):
+    """What happened to one cell, with its index in each version (null where absent)."""
+
+    change: Literal["added", "removed", "changed", "unchanged"]
+    before_index: int | None
+    after_index: int | None
+
+
+class VersionDiff(_Closed):
+    """What changed from one version of a notebook (``from``) to another (``to``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    path: str
+    from_: VersionView = Field(alias="from", description="The earlier version")
+    to: VersionView = Field(description="The version asked for")
+    summary: ChangeSummary
+    cells: list[CellMark] = Field(
+        description="Each cell's fate, in the order of 'to' (removed cells where they were)"
+    )
+    diff: list[dict[str, Any]] = Field(
+        description="nbdime's diff of the two notebooks (JSON diff entries: op, key, ...), "
+        "large outputs compared by hash"
+    )
+    outputs_stripped: int = Field(
+        ge=0, description="Outputs over 64 KiB replaced by their size and hash before diffing"
+    )
+
+
 class LaunchLink(_Closed):
     """A single-use launch link for the iframe of one notebook."""
 
@@ -295,6 +324,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     NotebookList,
     VersionList,
     VersionWithContent,
+    VersionDiff,
     LaunchLink,
     Liveness,
     Readiness,

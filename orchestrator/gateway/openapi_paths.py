@@ -158,6 +158,37 @@ def _notebooks() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/versions/{version_id}/diff": {
+            "get": {
+                "operationId": "diffVersions",
+                "summary": "What changed from an earlier version of the notebook to this one",
+                "description": "By default against the version stored just before it; "
+                "`against` names another version of the same notebook. Cached by the two "
+                "contents' hashes. 413 for a notebook over 20 MiB, 503 when the diff takes "
+                "longer than 20 s.",
+                "parameters": [
+                    {
+                        "name": "version_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "format": "uuid"},
+                    },
+                    {
+                        "name": "against",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "format": "uuid"},
+                    },
+                    _CORRELATION_PARAM,
+                ],
+                "responses": {
+                    "200": _ok("The diff", "VersionDiff"),
+                    **_errors(
+                        _UNAUTHORIZED, _NOT_FOUND, (413, "TooLarge"), _INVALID, (503, "Slow")
+                    ),
+                },
+            }
+        },
     }
 
 

@@ -317,3 +317,15 @@ class HubMove(SQLModel, table=True):
     stored: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     started_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
+
+
+class NotebookDiff(SQLModel, table=True):
+    """A computed diff between two notebook contents, by their hashes (a cache: the
+    same two contents always give the same diff)."""
+
+    __tablename__ = "notebook_diff"
+
+    before_sha256: str = Field(primary_key=True, max_length=64)
+    after_sha256: str = Field(primary_key=True, max_length=64)
+    result: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts(nullable=False)

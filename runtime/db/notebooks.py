@@ -163,6 +163,32 @@ class NotebookStore:
             nb = await session.get(Notebook, version.notebook_id)
             return None if nb is None else _stored(version, nb, created=False)
 
+    async def previous(self, version_id: uuid.UUID) -> StoredVersion | None:
+        """The version of the same notebook stored just before ``version_id`` (None for
+        a notebook's first version, or an unknown one)."""
+        async with self._sessions() as session:
+            version = await session.get(NotebookVersion, version_id)
+            if version is None:
+                return None
+            earlier = (
+                await session.exec(
+                    select(NotebookVersion)
+                    .where(
+                        col(NotebookVersion.notebook_id) == version.notebook_id,
+                        col(NotebookVersion.created_at) < version.created_at,
+                    )
+                    .order_by(col(NotebookVersion.created_at).desc())
+                    .limit(1)
+                )
+            ).first()
+            nb = await session.get(Notebook, version.notebook_id)
+            return None if earlier is None or nb is None else _stored(earlier, nb, created=False)
+
+    async def previous_content(self, version_id: uuid.UUID) -> str | None:
+        """The content of :meth:`previous`."""
+        earlier = await self.previous(version_id)
+        return None if earlier is None else await self.content(earlier.sha256)
+
     async def stored_by(self, command_id: uuid.UUID) -> list[StoredVersion]:
         """Every version ``command_id`` stored (a move stores one per notebook), by path."""
         async with self._sessions() as session:

@@ -31,6 +31,7 @@ TABLES_AFTER_0001 = {
     "job_lease",
     "hub_status",
     "hub_move",
+    "notebook_diff",
 }
 INDEXES_AFTER_0001 = {"ix_command_user_status_created", "ix_command_unfinished_updated"}
 COLUMNS_AFTER_0001 = [

@@ -184,6 +184,12 @@ class FakeVersions:
     async def of_command(self, command_id: uuid.UUID) -> StoredVersion | None:
         return self.by_command.get(command_id)
 
+    async def previous_content(self, version_id: uuid.UUID) -> str | None:
+        [mine] = [v for v in self.versions if v.id == version_id]
+        same = [v for v in self.versions if (v.user, v.path) == (mine.user, mine.path)]
+        at = [v.id for v in same].index(version_id)
+        return None if at == 0 else self.blobs[same[at - 1].sha256]
+
 
 @dataclass
 class World:
