@@ -33,7 +33,7 @@ from runtime.metrics import SERVERS_CULLED
 from runtime.notebook_changes import summarise
 from schemas import commands as c
 from schemas.events import ChangeSummary, EventKind, NotebookSaved, SaveOrigin
-from schemas.launch_codes import LaunchLinkIssuer
+from schemas.launch_codes import LaunchLinkIssuer, ViewLinkIssuer
 from schemas.lifecycle import ProgressPhase, StopReason
 from schemas.names import normalise_relative_path
 from schemas.versions import StoredVersion
@@ -54,6 +54,7 @@ class Ports:
     hub_public_url: str
     inline_content_max_bytes: int = 16_384
     launch_links: LaunchLinkIssuer | None = None
+    view_links: ViewLinkIssuer | None = None  # read-only views (open with mode "view")
     # how long a stop waits for the open JupyterLab pages to save their notebooks
     flush_timeout_seconds: float = 5.0
     hub_name: str | None = None  # the Hub these ports reach, named in events
@@ -476,8 +477,11 @@ def _launch(user: str, path: str, ports: Ports) -> dict[str, Any]:
 
 
 async def open_notebook(cmd: c.OpenNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
-    """Ensure user and server; keep the file if present, else restore latest or create."""
+    """Ensure user and server; keep the file if present, else restore latest or create.
+    In view mode: a link to the read-only view of the latest version (no server)."""
     ws = ctx.workspace
+    if cmd.mode == "view":
+        return await _view(cmd, ports, ctx)
     await ensure_server(ports, ctx, then="opening the notebook")
     restored: str | None = None
     events: list[PendingEvent] = []
@@ -497,6 +501,30 @@ async def open_notebook(cmd: c.OpenNotebook, ports: Ports, ctx: CommandContext) 
             **_launch(ws, cmd.path, ports),
         },
         events,
+    )
+
+
+async def _view(cmd: c.OpenNotebook, ports: Ports, ctx: CommandContext) -> Outcome:
+    """A view link of the latest stored version of ``cmd.path``: the gateway renders it
+    read-only, so no Hub call is made and nothing can be edited, run or saved there."""
+    latest = await ports.versions.latest(ctx.workspace, cmd.path)
+    if latest is None:
+        raise NotFoundError(f"no stored version of {cmd.path} to view")
+    if ports.view_links is None:
+        raise PermanentError(
+            "the read-only view needs ORCH_LAUNCH_SECRET and ORCH_PUBLIC_URL (the gateway's) "
+            "in the consumers' settings"
+        )
+    link = ports.view_links.link(ctx.workspace, cmd.path)
+    return Outcome(
+        {
+            "path": cmd.path,
+            "restored_version_id": None,
+            "launch_url": link.url,
+            "expires_at": link.expires_at.isoformat(),
+            "mode": "view",
+            "version_id": str(latest.id),
+        }
     )
 
 

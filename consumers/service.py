@@ -52,7 +52,7 @@ from runtime.hubs import HubSpec
 from runtime.settings import ConsumerSettings
 from schemas import topology as t
 from schemas.commands import CommandMessage
-from schemas.launch_codes import launch_link_issuer
+from schemas.launch_codes import launch_link_issuer, view_link_issuer
 from schemas.topology import Partitioning
 from schemas.workspaces import Workspace
 
@@ -214,6 +214,7 @@ def _hub_ports(
         hub_public_url=spec.public_url,
         inline_content_max_bytes=settings.inline_content_max_bytes,
         launch_links=launch_link_issuer(settings, spec.public_url),
+        view_links=view_link_issuer(settings, settings.public_url),
         flush_timeout_seconds=settings.flush_timeout_seconds,
         hub_name=spec.name,
     )

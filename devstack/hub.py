@@ -21,6 +21,7 @@ from devstack.ports import free_port, start_retrying_ports, wait_for_http
 from devstack.private_files import private_dir, write_private
 from devstack.process import ManagedProcess, snapshot_tree
 from devstack.proxy_install import DEFAULT_PROXY_PREFIX, install_proxy
+from hub_service.jupyterhub_contract import RESTRICTED_HIDDEN_LAB_PLUGINS
 
 __all__ = ["HubConfig", "JupyterHubProcess", "NotifyServiceSpec"]
 
@@ -205,3 +206,15 @@ class JupyterHubProcess:
         # that finds ~/.ipython (a server of another Hub on this machine made one) and no
         # marker here; the servers' accounts may not write here, so the marker is ours.
         (config.singleuser_config_dir / "migrated").touch()
+        _write_lab_page_config(config)
+
+
+def _write_lab_page_config(config: HubConfig) -> None:
+    """JupyterLab's page config next to the servers' config: in restricted-data mode the
+    download and export plugins are disabled (the servers refuse those routes anyway)."""
+    labconfig = config.singleuser_config_dir / "labconfig"
+    labconfig.mkdir(exist_ok=True)
+    labconfig.chmod(0o755)
+    disabled = {plugin: True for plugin in RESTRICTED_HIDDEN_LAB_PLUGINS}
+    page = {"disabledExtensions": disabled if config.restricted_data else {}}
+    (labconfig / "page_config.json").write_text(json.dumps(page, indent=2))

@@ -64,6 +64,9 @@ class StackOptions:
     # A system account per workspace for its server and kernels (needs root; None: when
     # running as root). Without, every server runs as our own account: no isolation.
     user_accounts: bool | None = None
+    # Restricted-data mode: the servers refuse downloads, exports and copies out, and
+    # JupyterLab hides them (hub_service/restricted.py)
+    restricted_data: bool = False
 
 
 # The project packages a single-user server imports (the save extension, the contents
@@ -235,6 +238,7 @@ class LocalStack:
             admin_service_token=self.hub_admin_token,
             accounts=self.accounts,
             home_subdir=None if index == 0 else self.hub_name(index),
+            restricted_data=self.options.restricted_data,
         )
 
     def _notify_env(self, index: int) -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from devstack.hub import JupyterHubProcess
 from devstack.process import ManagedProcess
 from devstack.stack import LocalStack
 
@@ -50,8 +51,11 @@ class Supervisor:
             self._children.append(
                 _Child("demo", lambda: stack.extra_processes[0], self.restart_demo)
             )
+        for index in range(1, len(stack.gateway_urls)):
+            self._children.append(_extra_gateway_child(stack, index))
         if stack.options.hub:
-            self._children.append(_Child("jupyterhub", lambda: stack.hub.process, None))
+            for index, hub in enumerate(stack.hubs):
+                self._children.append(_hub_child(hub, index))
         self._children.append(_Child("rabbitmq", lambda: stack.broker.server_process, None))
 
     def check(self) -> None:
@@ -83,3 +87,18 @@ def _consumer_child(stack: LocalStack, index: int) -> _Child:
         stack.start_consumer(index)
 
     return _Child(f"consumer-{index}", lambda: stack.consumers[index], restart)
+
+
+def _extra_gateway_child(stack: LocalStack, index: int) -> _Child:
+    """Gateway ``index`` (1, 2, ...) beside the first; restarted on a port of its own."""
+
+    def restart() -> None:
+        stack.start_extra_gateway(index)
+
+    return _Child(f"gateway-{index + 1}", lambda: stack.extra_gateways[index - 1][0], restart)
+
+
+def _hub_child(hub: JupyterHubProcess, index: int) -> _Child:
+    """Hub ``index`` (0-based): watched; the stack gives up when it exits (not restarted)."""
+    name = "jupyterhub" if index == 0 else f"jupyterhub-{index + 1}"
+    return _Child(name, lambda: hub.process, None)

@@ -11,6 +11,15 @@ from __future__ import annotations
 LAUNCH_AUTHENTICATOR = "hub_service.launch.authenticator.LaunchCodeAuthenticator"
 CONTENTS_MANAGER = "hub_service.contents.AtomicReplaceFileManager"
 SAVE_EXTENSION = "hub_service.extension"
+# Restricted-data mode: the single-user servers' extra service that refuses downloads,
+# exports and copies out (hub_service/restricted.py), and the JupyterLab plugins hidden
+# with it (its `disabledExtensions`: downloads and exports in menus and file browser).
+RESTRICTED_SERVICE = "hub_service.restricted"
+RESTRICTED_HIDDEN_LAB_PLUGINS = (
+    "@jupyterlab/docmanager-extension:download",
+    "@jupyterlab/filebrowser-extension:download",
+    "@jupyterlab/notebook-extension:export",
+)
 # LocalProcessSpawner's pre-spawn hook: a system account per workspace (Hub user)
 ACCOUNTS_HOOK = "hub_service.system_accounts.accounts_pre_spawn_hook"
 # The orchestrator service's role: exactly the scopes its code uses (JupyterHub 6.1).

@@ -76,6 +76,8 @@ class ConsumerSettings(CommonSettings, LaunchSettings):
     hub_api_url: str = "http://127.0.0.1:8000/hub/api"
     hub_public_url: str = "http://127.0.0.1:8000"
     hub_api_token: SecretStr = SecretStr("")
+    # The gateway's public URL: where the read-only views (open with mode "view") are
+    public_url: str = ""
     hub_concurrency: int = Field(default=16, ge=1)
     spawn_concurrency: int = Field(default=4, ge=1)
     spawn_timeout_seconds: float = 180.0

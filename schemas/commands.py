@@ -95,10 +95,16 @@ class SaveNotebook(_CommandBase):
 
 
 class OpenNotebook(_CommandBase):
-    """Ensure user and server, restore the latest version or create, return a launch URL."""
+    """Ensure user and server, restore the latest version or create, return a launch URL.
+
+    With ``mode: "view"`` nothing is started: the link shows the latest stored version
+    read-only (rendered by the gateway, outputs included; it cannot be edited, run or
+    saved), and a notebook with no stored version fails with ``not_found``.
+    """
 
     type: Literal[CommandType.OPEN] = CommandType.OPEN
     path: NotebookPath
+    mode: Literal["edit", "view"] = "edit"
 
 
 class CullServer(_CommandBase):

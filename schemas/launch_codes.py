@@ -32,6 +32,10 @@ LAUNCH_PATH = "/hub/launch"
 MIN_SECRET_LENGTH = 32
 DEFAULT_TTL_SECONDS = 120.0
 _SIGNING_CONTEXT = b"orchestrator-launch-v1."
+# View codes (read-only views served by the gateway) are signed in another context, so
+# a view code is never a launch code: it logs no browser in anywhere.
+_VIEW_CONTEXT = b"orchestrator-view-v1."
+VIEW_PATH = "/v1/views/"
 _VERSION = 1
 
 
@@ -83,8 +87,8 @@ def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _signature(key: bytes, body: str) -> str:
-    digest = hmac.new(key, _SIGNING_CONTEXT + body.encode("ascii"), hashlib.sha256).digest()
+def _signature(key: bytes, body: str, context: bytes = _SIGNING_CONTEXT) -> str:
+    digest = hmac.new(key, context + body.encode("ascii"), hashlib.sha256).digest()
     return _b64encode(digest)
 
 
@@ -100,9 +104,16 @@ class LaunchClaims:
 
 
 def issue_launch_code(
-    secret: str, user: str, path: str, *, ttl_seconds: float, now: float | None = None
+    secret: str,
+    user: str,
+    path: str,
+    *,
+    ttl_seconds: float,
+    now: float | None = None,
+    view: bool = False,
 ) -> str:
-    """A new code for ``user`` and notebook ``path``, valid ``ttl_seconds`` from ``now``.
+    """A new code for ``user`` and notebook ``path``, valid ``ttl_seconds`` from ``now``
+    (with ``view``, a view code: see :func:`read_launch_code`).
 
     Raises ValueError for an invalid user, path, ttl or a too-short secret.
     """
@@ -119,19 +130,22 @@ def issue_launch_code(
         "exp": round(issued + ttl_seconds, 3),
     }
     body = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
-    return f"{body}.{_signature(key, body)}"
+    return f"{body}.{_signature(key, body, _VIEW_CONTEXT if view else _SIGNING_CONTEXT)}"
 
 
-def read_launch_code(secret: str, code: str) -> LaunchClaims:
-    """The claims of a correctly signed code (expiry NOT checked); else ForgedLaunchCode."""
+def read_launch_code(secret: str, code: str, *, view: bool = False) -> LaunchClaims:
+    """The claims of a correctly signed code (expiry NOT checked); else ForgedLaunchCode.
+
+    A launch code is not a view code and the other way round (``view`` says which is
+    expected): each is signed in its own context.
+    """
     key = _check_secret(secret)
     body, dot, signature = code.partition(".")
+    expected = _signature(key, body, _VIEW_CONTEXT if view else _SIGNING_CONTEXT)
     if (
         not dot
         or not body
-        or not hmac.compare_digest(
-            signature.encode("ascii", "replace"), _signature(key, body).encode("ascii")
-        )
+        or not hmac.compare_digest(signature.encode("ascii", "replace"), expected.encode("ascii"))
     ):
         raise ForgedLaunchCode("bad signature")
     try:
@@ -229,34 +243,54 @@ class LaunchLink:
     expires_at: datetime
 
 
-class LaunchLinkIssuer:
-    """Makes launch links for the Hub at ``hub_public_url`` (used by consumers and gateway)."""
+class _LinkIssuer:
+    """Signs codes with ``secret`` into links under ``base_url``, valid ``ttl_seconds``."""
 
     def __init__(
         self,
         secret: str,
-        hub_public_url: str,
+        base_url: str,
         *,
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         clock: Clock = time.time,
     ) -> None:
         _check_secret(secret)
         self._secret = secret
-        self._hub_public_url = hub_public_url.rstrip("/")
+        self._base_url = base_url.rstrip("/")
         self._ttl = ttl_seconds
         self._clock = clock
 
-    def link(self, user: str, path: str) -> LaunchLink:
-        """A fresh single-use link that logs the browser in as ``user`` and opens ``path``."""
+    def _link(self, user: str, path: str, *, view: bool, url: Callable[[str], str]) -> LaunchLink:
         now = self._clock()
-        code = issue_launch_code(self._secret, user, path, ttl_seconds=self._ttl, now=now)
-        return LaunchLink(
-            url=f"{self._hub_public_url}{LAUNCH_PATH}?code={code}",
-            expires_at=datetime.fromtimestamp(now + self._ttl, UTC),
+        code = issue_launch_code(
+            self._secret, user, path, ttl_seconds=self._ttl, now=now, view=view
         )
+        return LaunchLink(url=url(code), expires_at=datetime.fromtimestamp(now + self._ttl, UTC))
 
     def __repr__(self) -> str:
-        return f"LaunchLinkIssuer(hub_public_url={self._hub_public_url!r}, ttl={self._ttl})"
+        return f"{type(self).__name__}(base_url={self._base_url!r}, ttl={self._ttl})"
+
+
+class LaunchLinkIssuer(_LinkIssuer):
+    """Makes launch links for the Hub at its public URL (used by consumers and gateway)."""
+
+    def link(self, user: str, path: str) -> LaunchLink:
+        """A fresh single-use link that logs the browser in as ``user`` and opens ``path``."""
+        return self._link(
+            user, path, view=False, url=lambda code: f"{self._base_url}{LAUNCH_PATH}?code={code}"
+        )
+
+
+class ViewLinkIssuer(_LinkIssuer):
+    """Makes links to the read-only view of a notebook that the gateway at its public URL
+    serves (``open`` with ``mode: view``)."""
+
+    def link(self, user: str, path: str) -> LaunchLink:
+        """A link to the view of the latest version of ``path`` of Hub user ``user``,
+        usable (also more than once: a view logs nobody in) until it expires."""
+        return self._link(
+            user, path, view=True, url=lambda code: f"{self._base_url}{VIEW_PATH}{code}"
+        )
 
 
 class _LaunchSettings(Protocol):
@@ -265,6 +299,15 @@ class _LaunchSettings(Protocol):
 
     @property
     def launch_secret(self) -> SecretStr: ...
+
+
+def view_link_issuer(settings: _LaunchSettings, gateway_public_url: str) -> ViewLinkIssuer | None:
+    """The issuer of view links to the gateway at ``gateway_public_url``, or None when
+    no launch secret or no gateway URL is configured."""
+    secret = settings.launch_secret.get_secret_value()
+    if not secret or not gateway_public_url:
+        return None
+    return ViewLinkIssuer(secret, gateway_public_url, ttl_seconds=settings.launch_code_ttl_seconds)
 
 
 def launch_link_issuer(

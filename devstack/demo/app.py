@@ -84,6 +84,13 @@ async def versions(request: web.Request) -> web.Response:
     return web.json_response(await request.app[GATEWAY].get(f"/v1/users/{user}/versions", params))
 
 
+@routes.get("/api/versions/{version_id}/diff")
+async def diff(request: web.Request) -> web.Response:
+    """What a version changed against the one before (gateway diff API)."""
+    version_id = request.match_info["version_id"]
+    return web.json_response(await request.app[GATEWAY].get(f"/v1/versions/{version_id}/diff"))
+
+
 async def _command(request: web.Request, kind: str, *fields: str) -> web.Response:
     body = await _body(request)
     command = {"type": kind, "user": request.match_info["user"]}

@@ -77,6 +77,8 @@ c.Spawner.environment = {
     # the hub service's public route (/notify only), through this Hub's proxy
     NOTIFY_URL_ENV: f"http://{HUB_HOST}:8000/services/orchestrator-notify",
     "ORCH_APP_ORIGINS": json.dumps(app_origins),
+    # "true": restricted-data mode (no downloads, exports, copies out: hub_service/restricted)
+    "RESTRICTED_DATA": os.environ.get("RESTRICTED_DATA", "false"),
 }
 c.JupyterHub.concurrent_spawn_limit = int(os.environ.get("HUB_CONCURRENT_SPAWN_LIMIT", "100"))
 

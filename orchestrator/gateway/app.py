@@ -13,6 +13,7 @@ from orchestrator.gateway import (
     health,
     notebooks_api,
     openapi,
+    views_api,
 )
 from orchestrator.gateway.auth import AUTH, AppKeyCache, authenticate
 from orchestrator.gateway.command_waiters import WAITERS, CommandWaiters
@@ -21,8 +22,8 @@ from orchestrator.gateway.context import (
     APPS,
     BROKER_PROBE,
     COMMANDS,
-    DIFF_WORKER,
     DIFFS,
+    NOTEBOOK_WORKER,
     NOTEBOOKS,
     PUBLISHER,
     SETTINGS,
@@ -39,7 +40,7 @@ from runtime.db.engine import create_schema, make_engine, make_sessionmaker
 from runtime.db.notebooks import NotebookStore
 from runtime.db.workspaces import WorkspaceStore
 from runtime.http_errors import json_errors
-from runtime.notebook_diff import DiffWorker
+from runtime.notebook_worker import NotebookWorker
 from runtime.settings import GatewaySettings
 
 
@@ -53,9 +54,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[APPS] = AppStore(sessions)
     app[AUTH] = AppKeyCache(app[APPS].authenticate, ttl=app[SETTINGS].auth_cache_seconds)
     app[DIFFS] = DiffCache(sessions)
-    app[DIFF_WORKER] = DiffWorker()  # its process starts with the first diff asked for
+    app[NOTEBOOK_WORKER] = NotebookWorker()  # its process starts with the first diff or view
     yield
-    await app[DIFF_WORKER].close()
+    await app[NOTEBOOK_WORKER].close()
     await app[COMMANDS].close()
     await engine.dispose()
 
@@ -85,6 +86,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         commands_api.routes,
         notebooks_api.routes,
         diffs_api.routes,
+        views_api.routes,
         event_stream.routes,
         openapi.routes,
     ):

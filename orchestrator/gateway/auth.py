@@ -23,7 +23,8 @@ from orchestrator.gateway.context import REQUEST_APP
 from runtime.db.apps import AppIdentity, hash_key
 from runtime.http_errors import ApiError
 
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi", "/static/", "/docs")
+# /v1/views/: a signed view code in the path is the credential (views_api)
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi", "/static/", "/docs", "/v1/views/")
 DEFAULT_MAX_ENTRIES = 10_000
 
 Lookup = Callable[[str], Awaitable[AppIdentity | None]]

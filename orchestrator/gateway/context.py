@@ -12,7 +12,7 @@ from runtime.db.commands import CommandStore
 from runtime.db.diffs import DiffCache
 from runtime.db.notebooks import NotebookStore
 from runtime.db.workspaces import WorkspaceStore
-from runtime.notebook_diff import DiffWorker
+from runtime.notebook_worker import NotebookWorker
 from runtime.settings import GatewaySettings
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
@@ -24,7 +24,7 @@ PUBLISHER = web.AppKey("publisher", ConfirmedPublisher)
 BROKER_PROBE = web.AppKey("broker_probe", BrokerProbe)
 WORKSPACES = web.AppKey("workspaces", WorkspaceStore)
 DIFFS = web.AppKey("diffs", DiffCache)
-DIFF_WORKER = web.AppKey("diff_worker", DiffWorker)
+NOTEBOOK_WORKER = web.AppKey("notebook_worker", NotebookWorker)
 
 REQUEST_APP = "orch.app"
 REQUEST_CORRELATION_ID = "orch.correlation_id"

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from orchestrator.gateway.context import DIFF_WORKER, DIFFS, NOTEBOOKS
+from orchestrator.gateway.context import DIFFS, NOTEBOOK_WORKER, NOTEBOOKS
 from orchestrator.gateway.notebooks_api import readable_version, version_view
 from runtime.http_errors import ApiError
-from runtime.notebook_diff import DiffTooLarge, DiffTooSlow
+from runtime.notebook_worker import NotebookTooLarge, WorkTooSlow
 from schemas.versions import StoredVersion
 
 routes = web.RouteTableDef()
@@ -50,10 +50,10 @@ async def diff_versions(request: web.Request) -> web.Response:
         if before is None or after is None:
             raise ApiError(404, "not_found", "the content of a version is missing")
         try:
-            result = await request.app[DIFF_WORKER].diff(before, after)
-        except DiffTooLarge as exc:
+            result = await request.app[NOTEBOOK_WORKER].diff(before, after)
+        except NotebookTooLarge as exc:
             raise ApiError(413, "too_large", str(exc)) from None
-        except DiffTooSlow as exc:
+        except WorkTooSlow as exc:
             raise ApiError(503, "diff_too_slow", str(exc)) from None
         await cache.put(earlier.sha256, version.sha256, result)
     return web.json_response(

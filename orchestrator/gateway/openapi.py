@@ -193,6 +193,7 @@ def _components(settings: GatewaySettings) -> dict[str, Any]:
             ),
             "Unavailable": error("A feature this request needs is not configured"),
             "Slow": error("The work took longer than its limit; the request may be tried later"),
+            "Expired": error("The link has expired: ask for a new one"),
         },
     }
 

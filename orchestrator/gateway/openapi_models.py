@@ -139,6 +139,12 @@ class OpenNotebookResult(_Closed):
     expires_at: datetime | None = Field(
         description="When a single-use launch link expires; null for a plain lab URL"
     )
+    mode: Literal["edit", "view"] = Field(
+        default="edit", description="view: launch_url is the read-only view of version_id"
+    )
+    version_id: uuid.UUID | None = Field(
+        default=None, description="The version the view shows (view mode only)"
+    )
 
 
 # The result model of each command type (every type has one).
@@ -268,6 +274,7 @@ class CellMark(_Closed):
     change: Literal["added", "removed", "changed", "unchanged"]
     before_index: int | None
     after_index: int | None
+    preview: str = Field(description="The first line of the cell's source (80 characters)")
 
 
 class VersionDiff(_Closed):

@@ -264,6 +264,27 @@ def _embedding() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/views/{code}": {
+            "get": {
+                "operationId": "viewNotebook",
+                "summary": "The read-only view of a notebook (the launch_url of open, mode view)",
+                "description": "The code in the path is the credential (no app key). HTML "
+                "rendered from the latest stored version, outputs included; served with "
+                "Content-Security-Policy sandbox (no scripts) and the app origins as "
+                "frame-ancestors. 404 for an unknown code, 410 once it expired.",
+                "security": _PUBLIC,
+                "parameters": [
+                    {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "HTML page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(_NOT_FOUND, (410, "Expired"), (413, "TooLarge"), (503, "Slow")),
+                },
+            }
+        },
         "/static/orchestrator-embed.js": {
             "get": {
                 "operationId": "embedModule",

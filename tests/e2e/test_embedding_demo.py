@@ -4,8 +4,9 @@ The demo app (its own origin, its own app key) opens a notebook in an iframe thr
 one-time launch link; the user types into a cell; the app's Save goes through the save
 bridge and a ``save`` command; the new version appears in the list live (gateway event
 stream) and is in the database; an older version is restored, also over unsaved edits
-(which are kept as a version, and never saved over the restore); Ctrl-S inside
-Jupyter also makes a version (through the hub service's save notifications).
+(which are kept as a version, and never saved over the restore); the demo shows which
+cells a version changed (the gateway's diff); Ctrl-S inside Jupyter also makes a version
+(through the hub service's save notifications).
 """
 
 from __future__ import annotations
@@ -146,6 +147,40 @@ async def test_app_save_makes_a_version_live_and_restore_brings_it_back(
         await restored_cell.first.wait_for(timeout=EVENT_TIMEOUT_MS)
         assert first in cell_sources(await server_file(http, stack, DEMO_APP_NAME, username, PATH))
         await screenshot(page, "03-restored-older-version")
+    finally:
+        await page.context.close()
+
+
+async def test_the_demo_shows_which_cells_a_version_changed(
+    stack: LocalStack,
+    demo: str,
+    browser: Browser,
+    demo_key: str,
+    http: aiohttp.ClientSession,
+    username: str,
+) -> None:
+    page = await new_page(browser)
+    try:
+        await load_user(page, demo, username)
+        frame = await open_notebook(page, "work/changes.ipynb")
+        await type_in_first_cell(frame, page, f"before = '{uuid.uuid4().hex[:8]}'")
+        first_id = await _save_in_app(page, None)
+        after = f"after = '{uuid.uuid4().hex[:8]}'"
+        await type_in_first_cell(frame, page, after)
+        second_id = await _save_in_app(page, first_id)
+        item = page.locator(f'#versions li[data-version-id="{second_id}"]')
+        await item.wait_for(timeout=EVENT_TIMEOUT_MS)  # from notebook.saved, with its summary
+        assert "+0 -0 ~1" in await item.locator(".meta").inner_text()
+
+        await item.locator("button.changes").click()
+        changed = page.locator('#changed-cells li[data-change="changed"]')
+        await changed.first.wait_for(timeout=EVENT_TIMEOUT_MS)
+        assert after in await changed.first.inner_text()
+        title = await page.inner_text("#changes-title")
+        assert title.startswith(f"{second_id[:8]} vs {first_id[:8]}"), title
+        diff = await gateway_json(http, stack, demo_key, f"/v1/versions/{second_id}/diff")
+        assert diff["summary"] == {"cells_added": 0, "cells_removed": 0, "cells_changed": 1}
+        await screenshot(page, "04-changes-of-a-version")
     finally:
         await page.context.close()
 

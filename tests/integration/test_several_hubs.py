@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import jsonschema
 import pytest
 from sqlmodel import col, select
 
@@ -35,6 +36,7 @@ from devstack.stack import LocalStack, StackOptions
 from orchestrator.operator.subscribe import subscribe_events
 from runtime.db.engine import make_engine, make_sessionmaker
 from runtime.db.models import HubMove, WorkspaceRecord
+from schemas.export import event_schema_name, load_schema
 from schemas.workspaces import workspace_name
 
 WEIGHTS = [1.0, 3.0]
@@ -350,7 +352,12 @@ async def test_a_moved_user_has_every_notebook_on_the_new_hub_and_nothing_is_los
                 if event.data.get("user") == user:
                     seen.append(event.data)
                     if "to_hub" in event.data:
+                        envelope = event.event
                         break
+    schema = load_schema(event_schema_name(envelope["type"]))
+    jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    ).validate(envelope)
     moved = seen[-1]
     assert (moved["from_hub"], moved["to_hub"]) == ("hub-1", "hub-2")
     assert moved["notebooks"] == MOVED_PATHS

@@ -21,7 +21,12 @@ from devstack.stack import LocalStack
 from orchestrator.operator.subscribe import EventSubscription, subscribe_events
 from runtime.db.engine import make_engine, make_sessionmaker
 from runtime.db.models import NotebookDiff
-from runtime.notebook_diff import DIFF_MAX_BYTES, DiffTooLarge, DiffTooSlow, DiffWorker
+from runtime.notebook_worker import (
+    NOTEBOOK_MAX_BYTES,
+    NotebookTooLarge,
+    NotebookWorker,
+    WorkTooSlow,
+)
 from tests.conftest import TEST_APP
 
 PATH = "diffs.ipynb"
@@ -127,18 +132,18 @@ async def test_a_diff_over_the_time_limit_ends_its_worker_and_the_next_diff_work
     many = cells(*(f"v{i} = {i}" for i in range(3000)))
     changed = cells(*(f"v{i} = {i + 1}" for i in range(3000)))
     before, after = json.dumps(many), json.dumps(changed)
-    slow = DiffWorker(timeout_seconds=0.001)
+    slow = NotebookWorker(timeout_seconds=0.001)
     await slow.start()  # the start (nbdime's import) is not timed
     first_pid = slow.pid
-    with pytest.raises(DiffTooSlow):
+    with pytest.raises(WorkTooSlow):
         await slow.diff(before, after)
     assert first_pid is not None and not psutil.pid_exists(first_pid)  # killed, reaped
-    worker = DiffWorker()
+    worker = NotebookWorker()
     try:
         result = await worker.diff(json.dumps(cells("a = 1")), json.dumps(cells("a = 2")))
     finally:
         await worker.close()
         await slow.close()
     assert result["summary"] == {"cells_added": 0, "cells_removed": 0, "cells_changed": 1}
-    with pytest.raises(DiffTooLarge):
-        await worker.diff("x" * (DIFF_MAX_BYTES + 1), "{}")
+    with pytest.raises(NotebookTooLarge):
+        await worker.diff("x" * (NOTEBOOK_MAX_BYTES + 1), "{}")

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from consumers.errors import ConflictError, InvalidNotebook, NotFoundError
-from consumers.handlers import HANDLERS, CommandContext, Outcome, Ports
+from consumers.errors import ConflictError, InvalidNotebook, NotFoundError, PermanentError
+from consumers.handlers import HANDLERS, CommandContext, Outcome, Ports, open_notebook
 from consumers.notebook_codec import canonicalise, empty_notebook
 from consumers.ports import FlushReport, ServerState
 from schemas import commands as c
 from schemas.events import EventKind, SaveOrigin
+from schemas.launch_codes import ViewLinkIssuer
 from schemas.versions import StoredVersion
 
 
@@ -371,6 +372,34 @@ async def test_open_restores_the_latest_version_when_the_file_is_gone(world: Wor
     outcome = await world.run(c.OpenNotebook(user="ann", path="n.ipynb"))
     assert outcome.result["restored_version_id"] == saved["version_id"]
     assert canonicalise(world.contents.files[("ann", "n.ipynb")]).sha256 == saved["sha256"]
+
+
+async def test_open_in_view_mode_links_the_latest_version_and_calls_no_hub(
+    world: World,
+) -> None:
+    with pytest.raises(NotFoundError):  # nothing stored: nothing to view
+        await world.run(c.OpenNotebook(user="ann", path="v.ipynb", mode="view"))
+    await world.run(c.CreateNotebook(user="ann", path="v.ipynb"))
+    calls = len(world.hub.calls)
+    viewer = Ports(
+        world.hub,
+        world.contents,
+        world.versions,
+        hub_public_url="http://hub.test/",
+        view_links=ViewLinkIssuer("s" * 64, "http://gw.test"),
+    )
+    context = CommandContext(uuid.uuid4(), "ann")
+    outcome = await open_notebook(
+        c.OpenNotebook(user="ann", path="v.ipynb", mode="view"), viewer, context
+    )
+    latest = await world.versions.latest("ann", "v.ipynb")
+    assert latest is not None
+    assert outcome.result["mode"] == "view"
+    assert outcome.result["version_id"] == str(latest.id)
+    assert outcome.result["launch_url"].startswith("http://gw.test/v1/views/")
+    assert len(world.hub.calls) == calls  # no server for a view
+    with pytest.raises(PermanentError):  # no view links configured
+        await world.run(c.OpenNotebook(user="ann", path="v.ipynb", mode="view"))
 
 
 async def test_open_keeps_a_file_that_is_there(world: World) -> None:

@@ -18,6 +18,7 @@ from schemas.launch_codes import (
     LaunchLinkIssuer,
     NonceLedger,
     ReusedLaunchCode,
+    ViewLinkIssuer,
     issue_launch_code,
     notebook_lab_path,
     read_launch_code,
@@ -186,3 +187,17 @@ def test_the_used_codes_file_forgets_expired_nonces(tmp_path: Path) -> None:
     assert not ledger.claim("n1", expires_at=T0 + 10, now=T0 + 5)
     assert ledger.claim("n1", expires_at=T0 + 40, now=T0 + 11)  # expired: a new code
     assert not ledger.claim("n1", expires_at=T0 + 40, now=T0 + 12)
+
+
+def test_a_view_code_is_no_launch_code_and_a_launch_code_no_view_code() -> None:
+    view = issue_launch_code(SECRET, "ann-0123456789", "a.ipynb", ttl_seconds=60, view=True)
+    launch = issue_launch_code(SECRET, "ann-0123456789", "a.ipynb", ttl_seconds=60)
+    assert read_launch_code(SECRET, view, view=True).path == "a.ipynb"
+    with pytest.raises(ForgedLaunchCode):
+        read_launch_code(SECRET, view)  # the Hub's authenticator would refuse it
+    with pytest.raises(ForgedLaunchCode):
+        read_launch_code(SECRET, launch, view=True)  # and the gateway's views a launch code
+    link = ViewLinkIssuer(SECRET, "http://gw.test/", ttl_seconds=60).link("ann-01", "d/a.ipynb")
+    assert link.url.startswith("http://gw.test/v1/views/")
+    code = link.url.rsplit("/", 1)[1]
+    assert read_launch_code(SECRET, code, view=True).user == "ann-01"

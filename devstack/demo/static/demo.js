@@ -61,11 +61,46 @@ function versionItem(version) {
   item.dataset.origin = version.origin;
   const when = new Date(version.created_at || version.saved_at).toLocaleTimeString();
   item.innerHTML = `<span><code></code> <span class="meta"></span></span>
-    <button type="button" class="restore">Restore</button>`;
+    <span><button type="button" class="changes">Changes</button>
+    <button type="button" class="restore">Restore</button></span>`;
   item.querySelector("code").textContent = version.id.slice(0, 8);
-  item.querySelector(".meta").textContent = `${when} · ${version.origin} · ${version.size} B`;
-  item.querySelector("button").addEventListener("click", () => restoreVersion(version.id));
+  const summary = version.changes ? ` · ${changeText(version.changes)}` : "";
+  item.querySelector(".meta").textContent =
+    `${when} · ${version.origin} · ${version.size} B${summary}`;
+  item.querySelector(".changes").addEventListener("click", () => showChanges(version.id));
+  item.querySelector(".restore").addEventListener("click", () => restoreVersion(version.id));
   return item;
+}
+
+// "+1 -1 ~1": cells added, removed and changed (notebook.saved's summary).
+function changeText(changes) {
+  return `+${changes.cells_added} -${changes.cells_removed} ~${changes.cells_changed}`;
+}
+
+// Which cells a version changed against the one before (the gateway's diff).
+async function showChanges(versionId) {
+  const list = $("#changed-cells");
+  $("#changes").hidden = false;
+  $("#changes-title").textContent = versionId.slice(0, 8);
+  list.innerHTML = '<li class="empty">Comparing…</li>';
+  try {
+    const diff = await api("GET", `/api/versions/${versionId}/diff`);
+    $("#changes-title").textContent =
+      `${versionId.slice(0, 8)} vs ${diff.from.id.slice(0, 8)} · ${changeText(diff.summary)}`;
+    list.replaceChildren(...diff.cells.map((cell) => {
+      const item = document.createElement("li");
+      item.dataset.change = cell.change;
+      item.innerHTML = '<span class="kind"></span> <code></code>';
+      item.querySelector(".kind").textContent = cell.change;
+      item.querySelector("code").textContent = cell.preview || "(empty cell)";
+      return item;
+    }));
+  } catch (error) {
+    const item = document.createElement("li");
+    item.className = "empty";
+    item.textContent = error.message;
+    list.replaceChildren(item);
+  }
 }
 
 async function refreshNotebooks() {
