@@ -141,6 +141,8 @@ def read_launch_code(secret: str, code: str, *, view: bool = False) -> LaunchCla
     """
     key = _check_secret(secret)
     body, dot, signature = code.partition(".")
+    if not body.isascii():
+        raise ForgedLaunchCode("not a code")
     expected = _signature(key, body, _VIEW_CONTEXT if view else _SIGNING_CONTEXT)
     if (
         not dot

@@ -201,3 +201,10 @@ def test_a_view_code_is_no_launch_code_and_a_launch_code_no_view_code() -> None:
     assert link.url.startswith("http://gw.test/v1/views/")
     code = link.url.rsplit("/", 1)[1]
     assert read_launch_code(SECRET, code, view=True).user == "ann-01"
+
+
+@pytest.mark.parametrize("code", ["[»\x82", "é.abc", "abc.é"])
+def test_a_code_with_characters_no_code_has_is_forged_not_an_error(code: str) -> None:
+    for view in (False, True):
+        with pytest.raises(ForgedLaunchCode):
+            read_launch_code(SECRET, code, view=view)
