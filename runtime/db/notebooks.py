@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -185,9 +186,22 @@ class NotebookStore:
             return None if earlier is None or nb is None else _stored(earlier, nb, created=False)
 
     async def previous_content(self, version_id: uuid.UUID) -> str | None:
-        """The content of :meth:`previous`."""
-        earlier = await self.previous(version_id)
-        return None if earlier is None else await self.content(earlier.sha256)
+        """The content of :meth:`previous`, in one query (it runs on every save)."""
+        later, earlier = aliased(NotebookVersion), aliased(NotebookVersion)
+        async with self._sessions() as session:
+            found = await session.exec(
+                select(NotebookBlob.content)
+                .join(earlier, col(earlier.sha256) == col(NotebookBlob.sha256))
+                .join(
+                    later,
+                    (col(later.notebook_id) == col(earlier.notebook_id))
+                    & (col(earlier.created_at) < col(later.created_at)),
+                )
+                .where(col(later.id) == version_id)
+                .order_by(col(earlier.created_at).desc())
+                .limit(1)
+            )
+            return found.first()
 
     async def stored_by(self, command_id: uuid.UUID) -> list[StoredVersion]:
         """Every version ``command_id`` stored (a move stores one per notebook), by path."""
