@@ -109,7 +109,9 @@ async def consumer_runtime(
         await slots.ensure_slots()
     async with (
         confirmed_bus(settings, name=name) as (connection, publisher),
-        aiohttp.ClientSession(timeout=timeout) as http,
+        aiohttp.ClientSession(
+            timeout=timeout, connector=aiohttp.TCPConnector(ssl=settings.hub_ssl_context())
+        ) as http,
     ):
         notebooks = NotebookStore(sessions)
         hubs = HubPorts(

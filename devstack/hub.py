@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -67,7 +68,11 @@ class JupyterHubProcess:
     @property
     def url(self) -> str:
         """Public URL (the proxy): ``/hub/...``, ``/user/NAME/...``, ``/services/NAME/``."""
-        return f"http://127.0.0.1:{self.ports.public}"
+        return f"{self.config.scheme}://127.0.0.1:{self.ports.public}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """What a client verifies the Hub's HTTPS with (None: the Hub serves plain HTTP)."""
+        return None if self.config.tls is None else self.config.tls.client_context()
 
     @property
     def api_url(self) -> str:
@@ -100,7 +105,11 @@ class JupyterHubProcess:
         self._process.start()
         try:
             wait_for_http(
-                f"{self.url}/hub/health", timeout, process=self._process, expect_status=200
+                f"{self.url}/hub/health",
+                timeout,
+                process=self._process,
+                expect_status=200,
+                ssl_context=self.ssl_context(),
             )
             # Proof that THIS Hub answered (another stack's proxy on a reused port answers
             # /hub/health too): only our Hub knows our service token.
@@ -110,6 +119,7 @@ class JupyterHubProcess:
                 process=self._process,
                 expect_status=200,
                 headers={"Authorization": f"token {self.config.service_token}"},
+                ssl_context=self.ssl_context(),
             )
         except BaseException:
             self.stop()

@@ -9,21 +9,15 @@ all in private files (0600 in a 0700 folder) beside the broker's other state.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from devstack.private_files import private_dir, write_private
-
-_VALID_DAYS = 30
-LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
+from devstack.tls import LOOPBACK, LocalCa, key_pem, pem
 
 
 @dataclass(frozen=True)
@@ -71,60 +65,14 @@ def issue_metrics_tls(directory: Path) -> MetricsTls:
     )
     if all(path.exists() for path in (tls.ca_file, tls.server_cert, tls.client_cert)):
         return tls
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "devstack metrics CA")])
-    ca = (
-        _builder(ca_name, ca_name, ca_key.public_key())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
+    ca = LocalCa("devstack metrics CA")
+    server, server_key = ca.issue(
+        "rabbitmq metrics", ExtendedKeyUsageOID.SERVER_AUTH, [x509.IPAddress(LOOPBACK)]
     )
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server = (
-        _builder(_name("rabbitmq metrics"), ca_name, server_key.public_key())
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(LOOPBACK)]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    client_key = ec.generate_private_key(ec.SECP256R1())
-    client = (
-        _builder(_name("metrics scraper"), ca_name, client_key.public_key())
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    write_private(tls.ca_file, _pem(ca))
-    write_private(tls.server_cert, _pem(server))
-    write_private(tls.server_key, _key_pem(server_key))
-    write_private(tls.client_cert, _pem(client))
-    write_private(tls.client_key, _key_pem(client_key))
+    client, client_key = ca.issue("metrics scraper", ExtendedKeyUsageOID.CLIENT_AUTH)
+    write_private(tls.ca_file, pem(ca.certificate))
+    write_private(tls.server_cert, pem(server))
+    write_private(tls.server_key, key_pem(server_key))
+    write_private(tls.client_cert, pem(client))
+    write_private(tls.client_key, key_pem(client_key))
     return tls
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _builder(
-    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePublicKey
-) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=_VALID_DAYS))
-    )
-
-
-def _pem(certificate: x509.Certificate) -> str:
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()

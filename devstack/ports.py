@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -83,11 +84,21 @@ def start_retrying_ports(
             choose_ports()
 
 
-def http_answer(url: str, *, headers: Mapping[str, str] | None = None) -> tuple[int, str] | None:
-    """GET ``url`` and return its HTTP status and body, or ``None`` if nothing answered."""
+def http_answer(
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> tuple[int, str] | None:
+    """GET ``url`` and return its HTTP status and body, or ``None`` if nothing answered.
+
+    ``ssl_context`` is what an ``https`` URL is verified with (default: the system's CAs).
+    """
     request = urllib.request.Request(url, headers=dict(headers or {}))
     try:
-        with urllib.request.urlopen(request, timeout=_REQUEST_TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(
+            request, timeout=_REQUEST_TIMEOUT_SECONDS, context=ssl_context
+        ) as response:
             status: int = response.status
             return status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as error:
@@ -104,6 +115,7 @@ def wait_for_http(
     expect_status: int | None = None,
     headers: Mapping[str, str] | None = None,
     proof: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Poll ``url`` until it answers (with ``expect_status`` if given) or raise ``StartupError``.
 
@@ -122,7 +134,7 @@ def wait_for_http(
             # Some servers (configurable-http-proxy under the Hub) log the failure and
             # live on without the port: waiting longer cannot help.
             raise process.startup_error(f"could not bind a port while waiting for {url}")
-        answer = http_answer(url, headers=headers)
+        answer = http_answer(url, headers=headers, ssl_context=ssl_context)
         last_status = None if answer is None else answer[0]
         if (
             answer is not None

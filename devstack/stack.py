@@ -30,6 +30,7 @@ from devstack.ports import free_port, start_retrying_ports, wait_for_http
 from devstack.postgres import PostgresServer
 from devstack.private_files import private_dir
 from devstack.process import REPOSITORY_ROOT, ManagedProcess, StartupError
+from devstack.tls import issue_web_tls
 from devstack.workspace_accounts import SINGLEUSER_VENV, remove_accounts
 from hub_service.jupyterhub_contract import SAVE_EXTENSION
 from hub_service.labextension.build import LABEXTENSIONS_DIR, build_labextension
@@ -67,6 +68,10 @@ class StackOptions:
     # Restricted-data mode: the servers refuse downloads, exports and copies out, and
     # JupyterLab hides them (hub_service/restricted.py)
     restricted_data: bool = False
+    # App origins (of app_origins) on another site than the Hub: the Hub then serves
+    # HTTPS (a certificate from the stack's own CA, ``LocalStack.web_tls``) and its
+    # cookies are partitioned (hub_service/embedding.py)
+    cross_site_origins: list[str] = field(default_factory=list)
 
 
 # The project packages a single-user server imports (the save extension, the contents
@@ -95,6 +100,9 @@ class LocalStack:
         self.hub_admin_token = secrets.token_hex(32)  # tests and benchmarks only
         self.accounts = self._workspace_accounts()
         self.launch_secret = secrets.token_hex(32)
+        self.web_tls = (
+            issue_web_tls(self.state_dir / "tls") if self.options.cross_site_origins else None
+        )
         self.database_url = f"sqlite+aiosqlite:///{self.state_dir / 'orchestrator.db'}"
         self.gateway_port = self.options.gateway_port or free_port()
         self.notify_ports = [free_port() for _ in range(max(1, self.options.hubs))]
@@ -239,6 +247,8 @@ class LocalStack:
             accounts=self.accounts,
             home_subdir=None if index == 0 else self.hub_name(index),
             restricted_data=self.options.restricted_data,
+            cross_site_origins=self.options.cross_site_origins,
+            tls=self.web_tls,
         )
 
     def _notify_env(self, index: int) -> dict[str, str]:
@@ -273,6 +283,7 @@ class LocalStack:
             "ORCH_LAUNCH_SECRET": self.launch_secret,
             "ORCH_SPAWN_CONCURRENCY": str(self.options.spawn_concurrency),
             "ORCH_APP_ORIGINS": json.dumps(self.options.app_origins),
+            **({"ORCH_HUB_CA_FILE": str(self.web_tls.ca_file)} if self.web_tls else {}),
             "ORCH_LOG_JSON": "true",
             **self._hubs_env(),
             **self.options.extra_env,

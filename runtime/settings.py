@@ -7,6 +7,7 @@ The same names are used by ``make run`` (the local stack) and docker-compose.yml
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -76,6 +77,9 @@ class ConsumerSettings(CommonSettings, LaunchSettings):
     hub_api_url: str = "http://127.0.0.1:8000/hub/api"
     hub_public_url: str = "http://127.0.0.1:8000"
     hub_api_token: SecretStr = SecretStr("")
+    # A CA bundle (PEM) the Hubs' HTTPS certificates are checked against, besides the
+    # system's: for Hubs whose certificate an internal CA signed
+    hub_ca_file: Path | None = None
     # The gateway's public URL: where the read-only views (open with mode "view") are
     public_url: str = ""
     hub_concurrency: int = Field(default=16, ge=1)
@@ -108,6 +112,13 @@ class ConsumerSettings(CommonSettings, LaunchSettings):
     hub_check_interval_seconds: float = Field(default=10.0, gt=0)
     # Fault tests only: named points where the process dies as if killed (runtime/failpoints.py).
     failpoints: str = ""
+
+    def hub_ssl_context(self) -> ssl.SSLContext:
+        """What the Hubs' HTTPS is verified with: the system's CAs and ``hub_ca_file``."""
+        context = ssl.create_default_context()
+        if self.hub_ca_file is not None:
+            context.load_verify_locations(cafile=str(self.hub_ca_file))
+        return context
 
     def _single_hub(self) -> HubSpec:
         return HubSpec(

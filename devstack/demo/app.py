@@ -10,6 +10,7 @@ import asyncio
 import html
 import json
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -162,15 +163,24 @@ def create_demo_app(settings: DemoSettings) -> web.Application:
     return app
 
 
+def _server_tls(settings: DemoSettings) -> ssl.SSLContext | None:
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(settings.tls_cert_file), str(settings.tls_key_file))
+    return context
+
+
 async def serve_demo(settings: DemoSettings, stop: asyncio.Event) -> None:
     """Serve the demo app until ``stop`` is set."""
     runner = web.AppRunner(create_demo_app(settings), access_log=None)
     await runner.setup()
     site: web.BaseSite
+    tls = _server_tls(settings)
     if settings.socket_fd is not None:
-        site = web.SockSite(runner, socket.socket(fileno=settings.socket_fd))
+        site = web.SockSite(runner, socket.socket(fileno=settings.socket_fd), ssl_context=tls)
     else:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls)
     await site.start()
     log.info("demo app listening", url=site.name)
     await stop.wait()

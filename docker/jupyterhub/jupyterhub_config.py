@@ -7,6 +7,12 @@ Everything deployment-specific comes from the environment (see docker-compose.ym
 ``ORCH_APP_ORIGINS`` (JSON list), ``ORCH_HUB_PUBLIC_URL``, and what the hub service
 needs (``ORCH_AMQP_URL``, ``ORCH_DATABASE_URL``, ``ORCH_PARTITIONS``).
 
+Apps on another site than the Hub: ``CROSS_SITE_ORIGINS`` (JSON list, each one also in
+``ORCH_APP_ORIGINS``, each ``https``) makes every cookie ``SameSite=None; Secure;
+Partitioned`` (hub_service/embedding.py). The Hub must then be reached over HTTPS:
+``HUB_TLS_CERT`` and ``HUB_TLS_KEY`` (paths in the container) make its proxy serve
+TLS itself; behind a TLS-terminating proxy, leave them unset.
+
 Choice: the hub service runs INSIDE this container as a Hub-managed service, as in the
 local stack: the Hub starts, restarts and proxies it (``/services/orchestrator-notify/``),
 and the single-user servers reach it on loopback. It scales with the Hub, which is
@@ -25,6 +31,7 @@ through the socket itself. docs/SECURITY.md states what this guarantees.
 import json
 import os
 
+from hub_service.embedding import hub_tornado_settings
 from hub_service.extension import NOTIFY_URL_ENV
 from hub_service.jupyterhub_contract import LAUNCH_AUTHENTICATOR, ORCHESTRATOR_SCOPES
 
@@ -38,9 +45,15 @@ SINGLEUSER_IMAGE = "notebook-orchestrator-singleuser:latest"
 SINGLEUSER_UID = "1000"  # jovyan in the single-user image
 SESSION_SECONDS = 8 * 3600
 app_origins = json.loads(os.environ.get("ORCH_APP_ORIGINS", "[]"))
-csp = " ".join(["frame-ancestors 'self'", *app_origins])
+cross_site_origins = json.loads(os.environ.get("CROSS_SITE_ORIGINS", "[]"))
+tls_cert, tls_key = os.environ.get("HUB_TLS_CERT"), os.environ.get("HUB_TLS_KEY")
 
-c.JupyterHub.bind_url = "http://0.0.0.0:8000"
+if tls_cert and tls_key:
+    c.JupyterHub.bind_url = "https://0.0.0.0:8000"
+    c.JupyterHub.ssl_cert = tls_cert
+    c.JupyterHub.ssl_key = tls_key
+else:
+    c.JupyterHub.bind_url = "http://0.0.0.0:8000"
 # single-user containers reach the Hub API (OAuth, activity) across the notebooks network
 c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
 c.JupyterHub.hub_connect_url = f"http://{HUB_HOST}:8081"
@@ -77,6 +90,7 @@ c.Spawner.environment = {
     # the hub service's public route (/notify only), through this Hub's proxy
     NOTIFY_URL_ENV: f"http://{HUB_HOST}:8000/services/orchestrator-notify",
     "ORCH_APP_ORIGINS": json.dumps(app_origins),
+    "CROSS_SITE_ORIGINS": json.dumps(cross_site_origins),
     # "true": restricted-data mode (no downloads, exports, copies out: hub_service/restricted)
     "RESTRICTED_DATA": os.environ.get("RESTRICTED_DATA", "false"),
 }
@@ -98,4 +112,4 @@ c.JupyterHub.trust_user_provided_tokens = True
 c.JupyterHub.load_roles = [
     {"name": "orchestrator", "scopes": ORCHESTRATOR_SCOPES, "services": ["orchestrator"]}
 ]
-c.JupyterHub.tornado_settings = {"headers": {"Content-Security-Policy": csp}}
+c.JupyterHub.tornado_settings = hub_tornado_settings(app_origins, cross_site_origins)

@@ -1,7 +1,9 @@
 """Config of every single-user server in the compose deployment (``/etc/jupyter`` of the
 single-user image): the save-events extension, saves that readers never see
 half-written, the embed bridge, CSP for the configured app origins, and the
-restricted-data mode when ``RESTRICTED_DATA`` is ``true``.
+restricted-data mode when ``RESTRICTED_DATA`` is ``true``, and cookies and a JupyterLab
+page that work from another site when ``CROSS_SITE_ORIGINS`` names app origins
+(hub_service/embedding.py).
 
 No ``allow_root``: the image runs as the unprivileged ``jovyan`` and a server started as
 root refuses to run.
@@ -12,6 +14,7 @@ import os
 
 from jupyter_core.paths import jupyter_config_dir
 
+from hub_service.embedding import configure_singleuser_embedding
 from hub_service.jupyterhub_contract import (
     CONTENTS_MANAGER,
     RESTRICTED_HIDDEN_LAB_PLUGINS,
@@ -23,10 +26,8 @@ from hub_service.labextension.build import LABEXTENSIONS_DIR
 c = get_config()  # noqa: F821
 
 app_origins = json.loads(os.environ.get("ORCH_APP_ORIGINS", "[]"))
-c.ServerApp.tornado_settings = {
-    "headers": {"Content-Security-Policy": " ".join(["frame-ancestors 'self'", *app_origins])},
-    "page_config_data": {"orchestratorEmbedOrigins": app_origins},
-}
+cross_site_origins = json.loads(os.environ.get("CROSS_SITE_ORIGINS", "[]"))
+configure_singleuser_embedding(c, app_origins, cross_site_origins)
 c.ServerApp.root_dir = "/home/jovyan"
 c.LabApp.extra_labextensions_path = [str(LABEXTENSIONS_DIR)]
 c.ServerApp.contents_manager_class = CONTENTS_MANAGER

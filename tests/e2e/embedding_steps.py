@@ -64,6 +64,29 @@ async def wait_for_status(page: Page, state: str, timeout_ms: int = EVENT_TIMEOU
     return await page.inner_text("#status")
 
 
+async def save_in_app(page: Page, previous: str | None) -> str:
+    """Press the app's Save; the id of the version it stored (different from ``previous``).
+
+    Waits on the demo's record of the save, not on its status line: the kernel starting
+    up may mark the notebook dirty again right after a save.
+    """
+    await page.click("#save")
+    try:
+        saved = await page.wait_for_function(
+            """previous => window.demo.lastSave
+                && window.demo.lastSave.version_id !== previous
+                && window.demo.lastSave.version_id""",
+            arg=previous,
+            timeout=EVENT_TIMEOUT_MS,
+        )
+    except PlaywrightTimeout:
+        await screenshot(page, "failed-app-save")
+        status = await page.inner_text("#status")
+        raise AssertionError(f"the app's Save did not finish: {status}") from None
+    version_id: str = await saved.json_value()
+    return version_id
+
+
 async def type_in_first_cell(frame: FrameLocator, page: Page, text: str) -> None:
     """Replace the first cell's source with ``text`` by typing (a real edit)."""
     editor = frame.locator(".jp-Notebook .jp-Cell .cm-content").first

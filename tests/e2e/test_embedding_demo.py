@@ -18,7 +18,6 @@ from typing import Any
 import aiohttp
 import pytest
 from playwright.async_api import Browser, Page
-from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from devstack.demo.launcher import DEMO_APP_NAME
 from devstack.stack import LocalStack
@@ -29,6 +28,7 @@ from tests.e2e.embedding_steps import (
     load_user,
     new_page,
     open_notebook,
+    save_in_app,
     screenshot,
     server_file,
     type_in_first_cell,
@@ -43,29 +43,6 @@ PATH = "work/analysis.ipynb"
 def demo_key(stack: LocalStack) -> str:
     """A key of the demo's own app: the versions the demo makes belong to it."""
     return stack.issue_app_key(DEMO_APP_NAME)
-
-
-async def _save_in_app(page: Page, previous: str | None) -> str:
-    """Press the app's Save; the id of the version it stored (different from ``previous``).
-
-    Waits on the demo's record of the save, not on its status line: the kernel starting
-    up may mark the notebook dirty again right after a save.
-    """
-    await page.click("#save")
-    try:
-        saved = await page.wait_for_function(
-            """previous => window.demo.lastSave
-                && window.demo.lastSave.version_id !== previous
-                && window.demo.lastSave.version_id""",
-            arg=previous,
-            timeout=EVENT_TIMEOUT_MS,
-        )
-    except PlaywrightTimeout:
-        await screenshot(page, "failed-app-save")
-        status = await page.inner_text("#status")
-        raise AssertionError(f"the app's Save did not finish: {status}") from None
-    version_id: str = await saved.json_value()
-    return version_id
 
 
 async def _streamed_version_containing(
@@ -116,7 +93,7 @@ async def test_app_save_makes_a_version_live_and_restore_brings_it_back(
         await wait_for_status(page, "dirty")
         await screenshot(page, "01-edited-before-save")
 
-        first_id = await _save_in_app(page, None)
+        first_id = await save_in_app(page, None)
         # The list is never reloaded after opening: the item arrives over the event stream.
         await page.wait_for_selector(
             f'#versions li[data-version-id="{first_id}"]', timeout=EVENT_TIMEOUT_MS
@@ -128,7 +105,7 @@ async def test_app_save_makes_a_version_live_and_restore_brings_it_back(
 
         second = f"second_edit = '{uuid.uuid4().hex[:8]}'"
         await type_in_first_cell(frame, page, second)
-        second_id = await _save_in_app(page, first_id)
+        second_id = await save_in_app(page, first_id)
         await page.wait_for_selector(
             f'#versions li[data-version-id="{second_id}"]', timeout=EVENT_TIMEOUT_MS
         )
@@ -164,10 +141,10 @@ async def test_the_demo_shows_which_cells_a_version_changed(
         await load_user(page, demo, username)
         frame = await open_notebook(page, "work/changes.ipynb")
         await type_in_first_cell(frame, page, f"before = '{uuid.uuid4().hex[:8]}'")
-        first_id = await _save_in_app(page, None)
+        first_id = await save_in_app(page, None)
         after = f"after = '{uuid.uuid4().hex[:8]}'"
         await type_in_first_cell(frame, page, after)
-        second_id = await _save_in_app(page, first_id)
+        second_id = await save_in_app(page, first_id)
         item = page.locator(f'#versions li[data-version-id="{second_id}"]')
         await item.wait_for(timeout=EVENT_TIMEOUT_MS)  # from notebook.saved, with its summary
         assert "+0 -0 ~1" in await item.locator(".meta").inner_text()
@@ -200,7 +177,7 @@ async def test_a_restore_over_unsaved_edits_keeps_them_and_nothing_saves_over_it
         frame = await open_notebook(page, path)
         first = f"kept_version = '{uuid.uuid4().hex[:8]}'"
         await type_in_first_cell(frame, page, first)
-        first_id = await _save_in_app(page, None)
+        first_id = await save_in_app(page, None)
         unsaved = f"unsaved_edit = '{uuid.uuid4().hex[:8]}'"
         await type_in_first_cell(frame, page, unsaved)
         # (the status line may not change: the kernel's start can leave it dirty already)
@@ -229,7 +206,7 @@ async def test_a_restore_over_unsaved_edits_keeps_them_and_nothing_saves_over_it
         assert restore["restored_from"] == first_id and restore["app"] == DEMO_APP_NAME
 
         # a later save from the iframe writes the restored content, not the old edits
-        await _save_in_app(page, first_id)
+        await save_in_app(page, first_id)
         on_disk = cell_sources(await server_file(http, stack, DEMO_APP_NAME, username, path))
         assert first in on_disk and unsaved not in on_disk
     finally:
