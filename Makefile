@@ -65,8 +65,9 @@ lint:
 typecheck:
 	$(VENV)/bin/mypy
 
+# two lanes side by side (tests/conftest.py --lane): about half the wall time of one
 pytest:
-	$(PY) -m pytest -p no:cacheprovider -q -ra --durations=25
+	scripts/run-tests.sh $(PY)
 
 bench: install-test
 	@scripts/ensure-system-packages.sh wrk

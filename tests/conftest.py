@@ -32,6 +32,42 @@ CHROMIUM_ARGS = [
 ]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--lane``: CI runs the tests in two processes side by side (Makefile ``pytest``)."""
+    parser.addoption(
+        "--lane",
+        choices=("all", "shared", "own"),
+        default="all",
+        help="shared: the tests on the session's shared stack, and the end-to-end ones; "
+        "own: the others (unit tests, and integration tests that start their own stacks)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the tests of the chosen ``--lane``; deselect the rest."""
+    lane = config.getoption("--lane")
+    if lane == "all":
+        return
+    kept = [item for item in items if _in_shared_lane(item) == (lane == "shared")]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
+
+
+def _in_shared_lane(item: pytest.Item) -> bool:
+    return uses_shared_stack(item) or Path(item.path).parent.name == "e2e"
+
+
+def uses_shared_stack(item: pytest.Item) -> bool:
+    """Whether the test needs this file's session ``stack`` (a module's own ``stack``
+    fixture of that name does not count)."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.get("stack", ()) if info is not None else ()
+    if not definitions:
+        return False
+    used = definitions[-1].func  # the most specific definition is the one used
+    return Path(used.__code__.co_filename).resolve() == Path(__file__).resolve()
+
+
 @pytest.fixture(scope="session")
 def demo_socket() -> Iterator[socket.socket]:
     """The demo app's listening socket, held from before the stack starts (its origin is
