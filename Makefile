@@ -9,18 +9,19 @@ RUN_PACKAGES := rabbitmq-server python3 python3-venv
 TEST_PACKAGES := $(RUN_PACKAGES) chromium postgresql docker-compose prometheus
 STATE ?= .state/dev
 # make run NODES=3 GATEWAYS=2 POSTGRES=1 HUBS=2: a RabbitMQ cluster, two gateways,
-# PostgreSQL, two JupyterHubs
+# PostgreSQL, two JupyterHubs; CROSS_SITE=1: the demo app on another site (HTTPS)
 NODES ?= 1
 GATEWAYS ?= 1
 HUBS ?= 1
 POSTGRES ?=
+CROSS_SITE ?=
 # devstack/ (dev stack, demo, fault proxy) is not installed: benchmarks find it here.
 BENCH := PYTHONPATH=$(CURDIR) $(PY)
 
 .PHONY: run test install install-test system-node system-run system-test lint typecheck pytest bench clean
 
 run: install
-	$(PY) -m devstack --state-dir $(STATE) --broker-nodes $(NODES) --gateways $(GATEWAYS) --hubs $(HUBS) $(if $(POSTGRES),--postgres)
+	$(PY) -m devstack --state-dir $(STATE) --broker-nodes $(NODES) --gateways $(GATEWAYS) --hubs $(HUBS) $(if $(POSTGRES),--postgres) $(if $(CROSS_SITE),--cross-site)
 
 test: install-test lint typecheck pytest
 

@@ -21,6 +21,12 @@ def main(argv: list[str] | None = None) -> int:
         "--postgres", action="store_true", help="a private PostgreSQL instead of SQLite"
     )
     parser.add_argument("--hubs", type=int, default=1, help="JupyterHubs (users spread)")
+    parser.add_argument(
+        "--cross-site",
+        action="store_true",
+        help="the demo app on another site (https://localhost) than the Hub (HTTPS, "
+        "partitioned cookies)",
+    )
     args = parser.parse_args(argv)
     return run_dev(
         args.state_dir,
@@ -29,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         gateways=args.gateways,
         postgres=args.postgres,
         hubs=args.hubs,
+        cross_site=args.cross_site,
     )
 
 

@@ -130,6 +130,11 @@ def banner(stack: LocalStack, key: str, demo_url: str | None, env_file: Path) ->
             f"  Idle culling       demo servers idle {DEMO_IDLE_TIMEOUT_SECONDS} s are warned, "
             f"then stopped {DEMO_CULL_GRACE_SECONDS} s later (orchestrator servers list)",
         ]
+    if stack.web_tls is not None:
+        lines.append(
+            "  Cross-site         the demo and the Hub serve HTTPS with a certificate of this "
+            f"stack's CA: trust {stack.web_tls.ca_file} in the browser"
+        )
     if stack.isolated:
         lines.append(
             "  Notebook users     each workspace's server and kernels run as its own account"
@@ -182,12 +187,15 @@ def run_dev(
     gateways: int = 1,
     postgres: bool = False,
     hubs: int = 1,
+    cross_site: bool = False,
 ) -> int:
     """Start the stack (and the demo app), print how to use it, supervise until Ctrl-C.
 
     ``broker_nodes`` > 1 runs a RabbitMQ cluster, ``gateways`` > 1 extra gateways on
     ports of their own, ``postgres`` a private PostgreSQL for the database, ``hubs`` > 1
-    that many JupyterHubs (users spread over them).
+    that many JupyterHubs (users spread over them). ``cross_site`` serves the demo app
+    at ``https://localhost:PORT``, another site than the Hub, which then serves HTTPS
+    with partitioned cookies.
     """
     root = Path(state_dir).resolve()
     _fresh_state(root)
@@ -197,11 +205,13 @@ def run_dev(
         print(f"start-up failed: no port for the demo app ({exc})")
         return 1
     demo_port = demo_socket.getsockname()[1]
+    demo_url = demo_origin(demo_port, cross_site=cross_site)
     options = StackOptions(
         consumers=consumers,
         gateway_port=GATEWAY_PORT,
         hub_port=HUB_PORT,
-        app_origins=[demo_origin(demo_port)],
+        app_origins=[demo_url],
+        cross_site_origins=[demo_url] if cross_site else [],
         extra_env={"ORCH_CULL_INTERVAL_SECONDS": str(CULL_INTERVAL_SECONDS)},
         broker_nodes=broker_nodes,
         gateways=gateways,
@@ -218,10 +228,10 @@ def run_dev(
         stack.start()
         key = demo_key(stack)
         demo_culling(stack)
-        restart_demo = _demo_starter(stack, demo_socket, key)
+        restart_demo = _demo_starter(stack, demo_socket, key, cross_site=cross_site)
         restart_demo()
         env_file = write_env_file(stack)
-        print(banner(stack, key, demo_origin(demo_port), env_file), flush=True)
+        print(banner(stack, key, demo_url, env_file), flush=True)
         supervisor = Supervisor(stack, restart_demo=restart_demo)
         while not stopped.wait(SUPERVISE_EVERY_SECONDS):
             supervisor.check()
@@ -237,12 +247,14 @@ def run_dev(
     return 0
 
 
-def _demo_starter(stack: LocalStack, listening: socket.socket, key: str) -> Callable[[], None]:
+def _demo_starter(
+    stack: LocalStack, listening: socket.socket, key: str, *, cross_site: bool
+) -> Callable[[], None]:
     """Start (or start again) the demo app on the held socket with the kept key."""
 
     def start() -> None:
         for process in stack.extra_processes:
             process.stop()
-        stack.extra_processes[:] = [start_demo(stack, listening, key)]
+        stack.extra_processes[:] = [start_demo(stack, listening, key, cross_site=cross_site)]
 
     return start
