@@ -7,9 +7,10 @@ import http.cookies
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from devstack.hub_config import HubConfig, HubPorts, render_hub_config, render_singleuser_config
-from devstack.tls import WebTls
+from devstack.tls import WebTls, issue_web_tls
 from hub_service.embedding import (
     STORAGE_FALLBACK_SCRIPT,
     EmbeddingConfigError,
@@ -101,3 +102,18 @@ def test_a_cross_site_hub_serves_https_and_needs_a_certificate(tmp_path: Path) -
     assert f"c.JupyterHub.ssl_cert = {str(tls.cert_file)!r}" in text
     assert "c.JupyterHub.hub_bind_url = 'http://127.0.0.1:2'" in text  # internal: loopback
     assert repr([CROSS_SITE]) in render_singleuser_config(config)
+
+
+def test_the_stacks_certificate_files_are_private_and_name_both_loopback_sites(
+    tmp_path: Path,
+) -> None:
+    tls = issue_web_tls(tmp_path / "tls")
+    assert (tmp_path / "tls").stat().st_mode & 0o777 == 0o700
+    for path in (tls.ca_file, tls.cert_file, tls.key_file):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    cert = x509.load_pem_x509_certificate(tls.cert_file.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert issue_web_tls(tmp_path / "tls") == tls  # kept: a restart serves the same one
+    assert tls.spki_sha256() == issue_web_tls(tmp_path / "tls").spki_sha256()
