@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`'s pytest step: the tests in two lanes side by side (`--lane`, see
-# tests/conftest.py). The lane of the shared stack and the end-to-end tests prints as it
-# goes; the other lane (unit tests, integration tests that start their own stacks) is
+# tests/conftest.py). The lane of the shared stack, the end-to-end and the unit tests
+# prints as it goes; the other lane (integration tests that start their own stacks) is
 # logged and printed after. Fails if either lane failed.
 set -u
 python=${1:-.venv/bin/python}
@@ -14,7 +14,7 @@ trap 'kill -INT "$own" 2>/dev/null; wait "$own"; rm -f "$log"; exit 130' INT TER
 shared_status=$?
 wait "$own"
 own_status=$?
-echo "===== lane 'own': unit tests and integration tests with stacks of their own ====="
+echo "===== lane 'own': integration tests with stacks of their own ====="
 cat "$log"
 rm -f "$log"
 echo "lane 'shared' exit status $shared_status, lane 'own' exit status $own_status"

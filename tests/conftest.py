@@ -38,8 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--lane",
         choices=("all", "shared", "own"),
         default="all",
-        help="shared: the tests on the session's shared stack, and the end-to-end ones; "
-        "own: the others (unit tests, and integration tests that start their own stacks)",
+        help="shared: the tests on the session's shared stack, the end-to-end and the unit "
+        "tests; own: the others (integration tests that start their own stacks)",
     )
 
 
@@ -54,7 +54,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _in_shared_lane(item: pytest.Item) -> bool:
-    return uses_shared_stack(item) or Path(item.path).parent.name == "e2e"
+    # the unit tests go here too: the other lane is the longer one
+    return uses_shared_stack(item) or Path(item.path).parent.name in ("e2e", "unit")
 
 
 def uses_shared_stack(item: pytest.Item) -> bool:
