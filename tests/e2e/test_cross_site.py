@@ -169,11 +169,10 @@ async def test_the_app_on_another_site_opens_edits_runs_and_saves_a_notebook(
     frame = await open_notebook(page, PATH)
     marker = f"print('cross-site', {uuid.uuid4().int % 1000} * 2)"
     await type_in_first_cell(frame, page, marker)
-    # JupyterLab skips a run while the notebook has no kernel yet: wait until its kernel
-    # is idle (which it learns over the kernel's websocket), then run the cell
-    await frame.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]").wait_for(
-        timeout=120_000
-    )
+    # JupyterLab skips a run while the notebook has no kernel yet: wait until the status
+    # bar shows its kernel idle (it says so only once connected, over the websocket; the
+    # toolbar's indicator starts out "idle" before any kernel), then run the cell
+    await frame.locator("[title^='Change kernel for']", has_text="| Idle").wait_for(timeout=120_000)
     await page.keyboard.press("Shift+Enter")
     try:
         await frame.locator(".jp-OutputArea-output", has_text="cross-site").first.wait_for(
