@@ -35,6 +35,8 @@ class PendingEvent:
     kind: EventKind
     data: Any
     subject: str
+    # tells apart events of one kind and subject with the same cause (see make_event)
+    key: str = ""
 
 
 class EventPublisher:
@@ -65,7 +67,7 @@ class EventPublisher:
         app_id: str | None,
     ) -> OutgoingMessage:
         """The message of ``pending``, its id derived from ``caused_by`` (a command or
-        notification id), its kind and its subject."""
+        notification id), its kind, its subject and its key."""
         event = make_event(
             pending.kind,
             pending.data,
@@ -73,6 +75,7 @@ class EventPublisher:
             correlation_id=correlation_id,
             app_id=app_id,
             caused_by=caused_by,
+            key=pending.key,
         )
         return event_message(pending.kind, event, caused_by=caused_by)
 

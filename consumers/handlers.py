@@ -115,6 +115,7 @@ def saved_event(
             changes=changes,
         ),
         subject=f"{user}/{version.path}",
+        key=str(version.id),  # one command may store two versions of a notebook
     )
 
 

@@ -315,9 +315,10 @@ class LocalStack:
     def start(self, timeout: float = 90) -> None:
         """Start everything and wait for readiness; on failure stop what started.
 
-        What does not depend on each other starts at once: PostgreSQL beside the broker,
-        the Hubs beside the gateways and consumers (which need only the broker and the
-        database). The Hubs wait for the broker, whose ports their services are given.
+        PostgreSQL starts beside the broker. The Hubs wait for the broker, whose ports
+        their services are given; the gateways and consumers wait for the Hubs, whose
+        URLs they are given (a Hub whose port was taken meanwhile moves to another, and
+        a consumer started before would call whatever holds the old one).
         """
         try:
             in_parallel(
@@ -326,7 +327,8 @@ class LocalStack:
             # The broker may have moved to other ports: the Hub's service env names them.
             for index, hub in enumerate(self.hubs):
                 hub.config = self._hub_config(index)
-            in_parallel(lambda: self._start_hubs(timeout), lambda: self._start_apis(timeout))
+            self._start_hubs(timeout)
+            self._start_apis(timeout)
         except BaseException:
             self.stop()
             raise

@@ -219,19 +219,21 @@ def make_event(
     correlation_id: str | None = None,
     app_id: str | None = None,
     caused_by: uuid.UUID | None = None,
+    key: str = "",
 ) -> CloudEvent[Any]:
     """Wrap ``data`` in an envelope of the right versioned type.
 
     With ``caused_by`` (the command or notification that led to the event) the event
-    id is derived from it, the kind and the subject: publishing the same event again
-    (a redelivered message) gives the same id, so subscribers can de-duplicate.
-    Without it the id is random.
+    id is derived from it, the kind, the subject and ``key``: publishing the same event
+    again (a redelivered message) gives the same id, so subscribers can de-duplicate.
+    ``key`` tells apart events of one kind and subject that one cause has several of (a
+    restore over unsaved edits stores two versions of its notebook). Without
+    ``caused_by`` the id is random.
     """
     if not isinstance(data, EVENT_DATA_MODELS[kind]):
         raise TypeError(f"{kind} carries {EVENT_DATA_MODELS[kind].__name__}")
-    event_id = (
-        str(uuid.uuid4()) if caused_by is None else str(uuid.uuid5(caused_by, f"{kind}:{subject}"))
-    )
+    seed = f"{kind}:{subject}" + (f":{key}" if key else "")
+    event_id = str(uuid.uuid4()) if caused_by is None else str(uuid.uuid5(caused_by, seed))
     return CloudEvent[Any](
         id=event_id,
         type=event_type(kind),
