@@ -102,6 +102,7 @@ class JupyterHubProcess:
         proxy_command = install_proxy(self._proxy_prefix)
         self._write_config_files(proxy_command)
         deadline = time.monotonic() + timeout
+        context = self.ssl_context()
         self._process.start()
         try:
             wait_for_http(
@@ -109,7 +110,7 @@ class JupyterHubProcess:
                 timeout,
                 process=self._process,
                 expect_status=200,
-                ssl_context=self.ssl_context(),
+                ssl_context=context,
             )
             # Proof that THIS Hub answered (another stack's proxy on a reused port answers
             # /hub/health too): only our Hub knows our service token.
@@ -119,7 +120,7 @@ class JupyterHubProcess:
                 process=self._process,
                 expect_status=200,
                 headers={"Authorization": f"token {self.config.service_token}"},
-                ssl_context=self.ssl_context(),
+                ssl_context=context,
             )
         except BaseException:
             self.stop()

@@ -8,7 +8,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 
 from devstack.tls import WebTls
-from hub_service.embedding import check_origins, frame_ancestors
+from hub_service.embedding import check_origins
 from hub_service.jupyterhub_contract import (
     ACCOUNTS_HOOK,
     CONTENTS_MANAGER,
@@ -138,10 +138,6 @@ class HubConfig:
     def db_path(self) -> Path:
         """The Hub's SQLite database."""
         return self.hub_dir / "jupyterhub.sqlite"
-
-    def content_security_policy(self) -> str:
-        """The CSP header value that lets exactly the configured origins frame Jupyter."""
-        return frame_ancestors(self.app_origins)
 
 
 @dataclass(frozen=True)
