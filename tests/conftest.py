@@ -7,6 +7,7 @@ ports under a temporary directory, and stopped (every PID) at the end of the ses
 
 from __future__ import annotations
 
+import signal
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -30,6 +31,17 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C stops the run, stacks torn down, even when started in the background.
+
+    A shell without job control starts a background command (``make test``'s second
+    lane) with SIGINT ignored, and Python then never raises KeyboardInterrupt: the lane
+    ran on after the first was stopped.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
