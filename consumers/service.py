@@ -17,10 +17,11 @@ from datetime import timedelta
 
 import aiohttp
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
 
 from consumers.contents_client import ContentsClient
 from consumers.culler import Culler, Policy
+from consumers.deliveries import CHANNEL_GONE, Deliveries
 from consumers.event_publisher import EventPublisher
 from consumers.handlers import Ports
 from consumers.health_server import ReadinessProbe, serve_health
@@ -59,6 +60,9 @@ from schemas.workspaces import Workspace
 log = structlog.get_logger(__name__)
 SPAWN_LEASE_MARGIN_SECONDS = 30.0
 STANDBY_GRACE_SECONDS = 3.0
+# How long a stopping consumer lets the commands in progress finish (then cuts them:
+# the broker delivers their messages again).
+SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 def home_partitions(partitions: int, index: int, count: int) -> list[int]:
@@ -244,13 +248,25 @@ def _readiness(runtime: ConsumerRuntime, subscribed: asyncio.Event) -> Readiness
     return probe
 
 
-async def _subscribe(channel: AbstractChannel, router: MessageRouter, names: list[str]) -> None:
+async def _subscribe(
+    channel: AbstractChannel, deliveries: Deliveries, names: list[str]
+) -> list[tuple[AbstractQueue, str]]:
+    """Consume ``names``; the queues with their consumer tags (to cancel at shutdown)."""
+    subscriptions = []
     for name in names:
         # declare_queue (not get_queue) registers the queue with the robust channel,
         # so its consumer is restored after the broker comes back.
         queue = await channel.declare_queue(name, passive=True)
-        await queue.consume(router.handle)
+        subscriptions.append((queue, await queue.consume(deliveries.handle)))
         log.info("subscribed", queue=name)
+    return subscriptions
+
+
+async def _unsubscribe(subscriptions: list[tuple[AbstractQueue, str]]) -> None:
+    """Stop new deliveries (the broker delivers what was not acked to others)."""
+    for queue, tag in subscriptions:
+        with contextlib.suppress(*CHANNEL_GONE):
+            await queue.cancel(tag)
 
 
 async def run_consumer(
@@ -267,12 +283,12 @@ async def run_consumer(
             lambda: {"hubs": runtime.availability.snapshot()},
         ),
     ):
-        router = runtime.router
+        deliveries = Deliveries(runtime.router)
         channel = await runtime.connection.channel()
         await channel.set_qos(prefetch_count=settings.prefetch)
         queues = Partitioning(settings.partitions).queues()
         home = home_partitions(settings.partitions, index, count)
-        await _subscribe(channel, router, [queues[p] for p in home])
+        subscriptions = await _subscribe(channel, deliveries, [queues[p] for p in home])
         subscribed.set()
         relay = asyncio.create_task(runtime.relay.run(stop), name="relay")
         culler = asyncio.create_task(runtime.culler.run(stop), name="culler")
@@ -286,9 +302,11 @@ async def run_consumer(
                 await stop.wait()
         if not stop.is_set():
             others = [q for p, q in enumerate(queues) if p not in home]
-            await _subscribe(channel, router, others)
+            subscriptions += await _subscribe(channel, deliveries, others)
         log.info("consumer running", home=home)
         await stop.wait()
+        await _unsubscribe(subscriptions)
+        await deliveries.drain(SHUTDOWN_GRACE_SECONDS)
         await relay
         await culler
         await hub_health

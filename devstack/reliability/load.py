@@ -147,6 +147,8 @@ class CommandLoad:
                     body = await response.json(content_type=None)
                     if status == 202 and isinstance(body, dict):
                         command_id = str(body.get("id"))
+                    elif status >= 500 and status != 503:
+                        error = f"{status}: {body}"[:200]
                 break
             except aiohttp.ClientConnectorError as exc:
                 error = f"{type(exc).__name__}: {exc}"[:200]

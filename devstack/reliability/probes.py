@@ -8,9 +8,12 @@ Prometheus counters scraped from ``/metrics``.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from statistics import median
 from typing import Any
 
@@ -202,3 +205,40 @@ async def prometheus_counter(url: str, name: str) -> float | None:
             total += float(line.rsplit(" ", 1)[1])
             seen = True
     return total if seen else None
+
+
+# Expected while a broker is away: aio-pika's reconnect attempts and the forced close.
+_BROKER_AWAY = (
+    "Connection attempt to",
+    "error when creating transport",
+    "Unexpected connection",
+    "Cancelling cause reader",
+    "Callback <OneShotCallback: cb=<bound method RobustChannel._on_close",
+)
+
+
+def logged_errors(logs_dir: Path, *, per_process: int = 12) -> list[str]:
+    """The last ``per_process`` distinct error and exception events each process of the
+    stack logged (JSON lines), without the broker reconnect noise: evidence to print
+    with a scenario's problems."""
+    evidence: list[str] = []
+    for path in sorted(logs_dir.glob("*.log")):
+        seen: dict[str, str] = {}  # by event, the latest last
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(entry, dict):
+                continue
+            level, event = entry.get("level"), str(entry.get("event", ""))
+            if level not in ("error", "critical") and "exception" not in entry:
+                continue
+            if event.startswith(_BROKER_AWAY):
+                continue
+            detail = str(entry.get("exception", "")).strip().splitlines()[-1:]
+            key = re.sub(r"0x[0-9a-f]+", "0x…", event)[:160]
+            seen.pop(key, None)
+            seen[key] = f"{key} {' '.join(detail)[:200]}".strip()
+        evidence += [f"{path.stem}: {text}" for text in list(seen.values())[-per_process:]]
+    return evidence

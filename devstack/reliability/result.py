@@ -15,6 +15,7 @@ class ScenarioResult:
     figures: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     charts: list[str] = field(default_factory=list)  # printed after the figures
+    evidence: list[str] = field(default_factory=list)  # printed after the problems
 
     def check(self, holds: bool, problem: str) -> None:
         """Record ``problem`` unless ``holds``."""
@@ -29,6 +30,8 @@ class ScenarioResult:
         lines += [line for chart in self.charts for line in ("", chart, "")]
         if self.problems:
             lines += ["  PROBLEMS:", *(f"  - {p}" for p in self.problems)]
+            if self.evidence:
+                lines += ["  LOGGED ERRORS:", *(f"    {e}" for e in self.evidence)]
         else:
             lines.append("  all properties held")
         return "\n".join(lines)

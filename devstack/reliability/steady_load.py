@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 
 from devstack.reliability.load import (
@@ -17,7 +18,12 @@ from devstack.reliability.load import (
     LoadReport,
     wait_until_final,
 )
-from devstack.reliability.probes import MemorySeries, process_groups, queue_depths
+from devstack.reliability.probes import (
+    MemorySeries,
+    logged_errors,
+    process_groups,
+    queue_depths,
+)
 from devstack.reliability.result import ScenarioResult
 from devstack.stack import LocalStack
 from schemas.topology import Partitioning
@@ -39,10 +45,15 @@ def _load_figures(result: ScenarioResult, report: LoadReport) -> None:
             "sends skipped (too many in flight)": report.skipped,
             "answers by status": report.status_counts(),
             "202 latency p50 / p99 (ms)": _ms(p50) + " / " + _ms(p99),
+            "503 latency p50 / p99 (ms)": _ms(report.latency_quantile(0.5, status=503))
+            + " / "
+            + _ms(report.latency_quantile(0.99, status=503)),
         }
     )
     server_errors = sum(n for s, n in report.status_counts().items() if s >= 500 and s != 503)
     result.check(server_errors == 0, f"{server_errors} answers were 5xx other than 503")
+    errors = Counter(a.error for a in report.answers if a.error)
+    result.evidence += [f"load: {n} times: {error}" for error, n in errors.most_common(5)]
 
 
 def _ms(seconds: float | None) -> str:
@@ -134,6 +145,8 @@ async def broker_restart_under_load(
     result.check(not unfinished, f"{len(unfinished)} accepted commands lost or unfinished")
     failed = final.counts().get("failed", 0)
     result.check(failed == 0, f"{failed} accepted commands failed")
+    if result.problems:
+        result.evidence += logged_errors(stack.logs_dir)
     return result
 
 
