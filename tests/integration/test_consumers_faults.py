@@ -7,10 +7,11 @@ for some requests or for a while; the stack is this module's own.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,38 @@ async def test_hub_503_for_a_while_is_retried_until_the_command_succeeds(
     assert (view["status"], view["result"]) == ("succeeded", {"user": username, "created": True})
     assert proxy.stats()["faults"] == {"status": 3}
     assert await _metric(http, stack, "orch_hub_call_retries_total") - retries >= 3
+
+
+async def _until(condition: Callable[[], bool], within: float = 30) -> None:
+    """Return once ``condition()`` holds (checked every 50 ms); fail after ``within`` s."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_stopped_consumers_finish_the_command_in_progress_first(
+    faulty: Faulty, app: CommandClient, username: str
+) -> None:
+    """SIGTERM while a command waits on the Hub: each consumer stops taking messages,
+    lets the command end and exits cleanly; the command is not cut and tried again."""
+    stack, proxy = faulty
+    proxy.set_rules(FaultRule("delay", delay_seconds=4, count=1, path_pattern=_user_path(username)))
+    command_id = await app.submit({"type": "ensure-user", "user": username})
+    await _until(lambda: proxy.stats()["faults"].get("delay") == 1)
+    try:
+        await asyncio.gather(*(asyncio.to_thread(c.stop, 30) for c in stack.consumers))
+        exit_codes = [c.exit_code() for c in stack.consumers]
+        view = await app.status(command_id)
+    finally:
+        for index in range(len(stack.consumers)):
+            await asyncio.to_thread(stack.start_consumer, index)
+    assert exit_codes == [0] * len(stack.consumers)
+    assert (view["status"], view["attempts"], view["result"]) == (
+        "succeeded",
+        1,
+        {"user": username, "created": True},
+    )
 
 
 async def test_hub_429_retry_after_is_waited_out(faulty: Faulty, app: CommandClient) -> None:
