@@ -110,10 +110,25 @@ def _request_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def _bus_unavailable(reason: str) -> ApiError:
+    log.warning("command not accepted: bus unavailable", reason=reason)
+    return ApiError(
+        503,
+        "bus_unavailable",
+        "the message bus did not confirm the command; it was not accepted, retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _accept(request: web.Request) -> web.Response:
     key = check_idempotency_key(request.headers.get(IDEMPOTENCY_HEADER))
     command = parse_command(await _read_body(request))
     authorize(current_app(request), command.type, command.user)
+    if key is None and not request.app[PUBLISHER].connected:
+        # Refused before anything is written: during a broker outage every request
+        # would otherwise cost the database an insert and an update for nothing. (A
+        # keyed request goes on: it may be the replay of a command accepted earlier.)
+        raise _bus_unavailable("not connected")
     payload = command.model_dump(mode="json")
     new = NewCommand(
         app=current_app(request).name,
@@ -141,13 +156,7 @@ async def _accept(request: web.Request) -> web.Response:
         await _publish(request, record, command)
     except PublishFailed as exc:
         await request.app[COMMANDS].reject(record.id)
-        log.warning("command not accepted: bus unavailable", reason=str(exc))
-        raise ApiError(
-            503,
-            "bus_unavailable",
-            "the message bus did not confirm the command; it was not accepted, retry later",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from None
+        raise _bus_unavailable(str(exc)) from None
     labelled(COMMANDS_ACCEPTED, record.type).inc()
     log.info("command accepted", type=record.type, user=record.user)
     return _command_response(request, record, status=202, headers=location)

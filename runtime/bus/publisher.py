@@ -38,6 +38,12 @@ class ConfirmedPublisher:
         self._channel: AbstractChannel | None = None
         self._lock = asyncio.Lock()
 
+    @property
+    def connected(self) -> bool:
+        """False while the connection is down and reconnecting: :meth:`publish` would
+        raise at once. True does not promise a confirm (the broker may be frozen)."""
+        return self._connection.connected.is_set()
+
     async def _ready_channel(self) -> aiormq.abc.AbstractChannel:
         channel = self._channel
         if channel is None or channel.is_closed:
@@ -74,7 +80,7 @@ class ConfirmedPublisher:
             message_type=type_,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
         )
-        if not self._connection.connected.is_set():
+        if not self.connected:
             raise PublishFailed("broker unavailable: not connected")
         started = time.perf_counter()
         try:

@@ -12,7 +12,7 @@ from sqlalchemy import Update, and_, bindparam, func, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from runtime.db.command_records import COMMAND_TABLE, NewCommand, command_row, record_of_row
@@ -178,16 +178,13 @@ class CommandStore:
         Only from ``accepted``: if a confirm was merely late and a consumer already
         started the command, its progress is not overwritten. True if it changed.
         """
-        async with self._sessions() as session:
-            result = await session.exec(
-                update(CommandRecord)
-                .where(
-                    col(CommandRecord.id) == command_id,
-                    col(CommandRecord.status) == CommandStatus.ACCEPTED,
-                )
-                .values(status=CommandStatus.REJECTED, updated_at=utcnow())
+        async with self._autocommit.connect() as connection:
+            result = await connection.execute(
+                update(COMMAND_TABLE)
+                .where(_C.id == _ID, _C.status == CommandStatus.ACCEPTED.value)
+                .values(status=CommandStatus.REJECTED.value, updated_at=utcnow()),
+                {"command_id": command_id},
             )
-            await session.commit()
             return bool(result.rowcount)
 
     async def begin_attempt(self, command_id: uuid.UUID) -> CommandRecord | None:

@@ -46,12 +46,11 @@ def _before(deadline: float, what: str) -> None:
     assert time.monotonic() < deadline, f"timed out waiting for {what}"
 
 
-async def _commands_with_key(stack: LocalStack, key: str) -> list[CommandRecord]:
+async def _commands_where(stack: LocalStack, condition: Any) -> list[CommandRecord]:
     engine = make_engine(stack.database_url)
     try:
         async with make_sessionmaker(engine)() as session:
-            stmt = select(CommandRecord).where(col(CommandRecord.idempotency_key) == key)
-            return list((await session.exec(stmt)).all())
+            return list((await session.exec(select(CommandRecord).where(condition))).all())
     finally:
         await engine.dispose()
 
@@ -85,7 +84,13 @@ async def test_broker_down_means_503_never_202_and_recovery_brings_202_back(
             assert "not accepted" in body["error"]["message"]
             for i in range(5):
                 assert (await send(f"during-{i}"))[0] == 503
-            [refused] = await _commands_with_key(outage_stack, retry_key)
+            # without a key, refused before anything is written
+            during = [f"during-{i}" for i in range(5)]
+            assert await _commands_where(outage_stack, col(CommandRecord.user).in_(during)) == []
+            # with one, recorded first (it may be a replay), then marked rejected
+            [refused] = await _commands_where(
+                outage_stack, col(CommandRecord.idempotency_key) == retry_key
+            )
             assert refused.status == CommandStatus.REJECTED  # never left looking accepted
         finally:
             await asyncio.to_thread(outage_stack.broker.start_again)
