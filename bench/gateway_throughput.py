@@ -170,15 +170,17 @@ async def open_loop(name: str, send: Send, rate: float, seconds: float) -> Figur
     return Figures(name, len(latencies), failed, loop.time() - began, latencies)
 
 
-def gateway_sender(session: aiohttp.ClientSession, url: str, key: str, run: str) -> Send:
-    """POST one ensure-user command per call; True on 202."""
+def gateway_sender(
+    session: aiohttp.ClientSession, url: str, key: str, run: str, *, expect: int = 202
+) -> Send:
+    """POST one ensure-user command per call; True when answered ``expect``."""
     headers = {"Authorization": f"Bearer {key}"}
 
     async def send(i: int) -> bool:
         body = {"type": "ensure-user", "user": f"{run}-{i}"}
         async with session.post(f"{url}/v1/commands", json=body, headers=headers) as resp:
             await resp.read()
-            return resp.status == 202
+            return resp.status == expect
 
     return send
 

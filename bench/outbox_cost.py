@@ -117,6 +117,27 @@ def _start_gateway_once(
     return Gateway(name, url, key, process)
 
 
+@contextmanager
+def gateways_before_and_after(
+    state: Path, before: str, options: StackOptions
+) -> Iterator[tuple[LocalStack, Gateway, Gateway]]:
+    """A private stack (``options``: no gateway of its own needed) and two gateways on
+    its broker: one of the ``before`` revision, one of this tree, each with its own
+    SQLite database under ``state``. Everything is stopped afterwards."""
+    stack = LocalStack(state / "stack", options)
+    stack.start()
+    gateways: list[Gateway] = []
+    try:
+        with worktree(before, state) as before_tree:
+            gateways.append(start_gateway(stack, "before", before_tree, state))
+            gateways.append(start_gateway(stack, "after", REPOSITORY_ROOT, state))
+            yield stack, gateways[0], gateways[1]
+    finally:
+        for gateway in gateways:
+            gateway.process.stop()
+        stack.stop()
+
+
 async def measure(
     gateway: Gateway, channel: aio_pika.abc.AbstractChannel, args: argparse.Namespace, run: str
 ) -> tuple[Figures, float]:
@@ -157,23 +178,12 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="outbox-bench-") as temporary:
-        state = Path(temporary)
-        stack = LocalStack(
-            state / "stack",
-            StackOptions(consumers=0, hub=False, hub_service=False, partitions=args.partitions),
-        )
-        stack.start()
-        gateways: list[Gateway] = []
-        try:
-            with worktree(args.before, state) as before_tree:
-                gateways.append(start_gateway(stack, "before", before_tree, state))
-                gateways.append(start_gateway(stack, "after", REPOSITORY_ROOT, state))
-                results = asyncio.run(compare(gateways, stack, args))
-        finally:
-            for gateway in gateways:
-                gateway.process.stop()
-            stack.stop()
+    options = StackOptions(consumers=0, hub=False, hub_service=False, partitions=args.partitions)
+    with (
+        tempfile.TemporaryDirectory(prefix="outbox-bench-") as temporary,
+        gateways_before_and_after(Path(temporary), args.before, options) as (stack, *gateways),
+    ):
+        results = asyncio.run(compare(gateways, stack, args))
 
     summary: dict[str, tuple[float, float, float]] = {}
     for name, phases in results.items():

@@ -30,7 +30,7 @@ from orchestrator.gateway.validation import (
 from runtime.bus.command_messages import recorded_command_message
 from runtime.bus.publisher import PublishFailed
 from runtime.db.command_records import NewCommand
-from runtime.db.commands import IdempotencyConflict
+from runtime.db.commands import Accepted, IdempotencyConflict
 from runtime.db.models import CommandRecord, CommandStatus
 from runtime.http_errors import ApiError
 from runtime.metrics import COMMANDS_ACCEPTED, COMMANDS_REJECTED, labelled
@@ -120,15 +120,22 @@ def _bus_unavailable(reason: str) -> ApiError:
     )
 
 
+async def _replay_while_disconnected(request: web.Request, new: NewCommand) -> Accepted:
+    """With the broker connection down, only a replay can be answered 202 (reading, not
+    writing): anything else is refused before a write, since during an outage every
+    refusal would otherwise cost the database an insert and an update for nothing."""
+    if new.idempotency_key is not None:
+        store = request.app[COMMANDS]
+        earlier = await store.replay_of(new.app, new.idempotency_key, new.request_hash)
+        if earlier is not None:
+            return Accepted(earlier, created=False)
+    raise _bus_unavailable("not connected")
+
+
 async def _accept(request: web.Request) -> web.Response:
     key = check_idempotency_key(request.headers.get(IDEMPOTENCY_HEADER))
     command = parse_command(await _read_body(request))
     authorize(current_app(request), command.type, command.user)
-    if key is None and not request.app[PUBLISHER].connected:
-        # Refused before anything is written: during a broker outage every request
-        # would otherwise cost the database an insert and an update for nothing. (A
-        # keyed request goes on: it may be the replay of a command accepted earlier.)
-        raise _bus_unavailable("not connected")
     payload = command.model_dump(mode="json")
     new = NewCommand(
         app=current_app(request).name,
@@ -140,7 +147,10 @@ async def _accept(request: web.Request) -> web.Response:
         correlation_id=correlation_id(request),
     )
     try:
-        accepted = await request.app[COMMANDS].record(new)
+        if request.app[PUBLISHER].connected:
+            accepted = await request.app[COMMANDS].record(new)
+        else:
+            accepted = await _replay_while_disconnected(request, new)
     except IdempotencyConflict as exc:
         raise ApiError(409, "idempotency_conflict", str(exc)) from None
     record = accepted.record

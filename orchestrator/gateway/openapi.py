@@ -187,9 +187,9 @@ def _components(settings: GatewaySettings) -> dict[str, Any]:
             "UnsupportedMediaType": error("Body is not application/json"),
             "Invalid": error("A field, path or query parameter is invalid (details name it)"),
             "BusUnavailable": error(
-                "The broker is down or did not confirm the command: it was NOT accepted "
-                "(a command with an Idempotency-Key is kept as 'rejected'); retry after "
-                "Retry-After seconds, with the same Idempotency-Key",
+                "The broker is down or did not confirm the command: it was NOT accepted; "
+                "retry after Retry-After seconds, with the same Idempotency-Key (a replay "
+                "of a command accepted earlier is answered 202 even then)",
                 **{"Retry-After": {"schema": {"type": "integer"}, "required": True}},
             ),
             "Unavailable": error("A feature this request needs is not configured"),

@@ -80,6 +80,13 @@ _EARLIER_UNFINISHED = (
 )
 
 
+def _check_same_request(earlier: CommandRecord, request_hash: str | None) -> None:
+    if earlier.request_hash != request_hash:
+        raise IdempotencyConflict(
+            "this Idempotency-Key was already used with a different request body"
+        )
+
+
 class CommandStore:
     """Persistence of commands, shared by the gateway and the consumers."""
 
@@ -131,13 +138,21 @@ class CommandStore:
                 return await self._reuse(session, earlier, record)
             return Accepted(record, created=True)
 
+    async def replay_of(self, app: str, key: str, request_hash: str | None) -> CommandRecord | None:
+        """The command ``app`` already recorded with ``key``, unless it was rejected;
+        None when there is none. Writes nothing. Raises :class:`IdempotencyConflict`
+        when the key was used with another body."""
+        async with self._sessions() as session:
+            earlier = await self._by_key(session, app, key)
+        if earlier is None:
+            return None
+        _check_same_request(earlier, request_hash)
+        return None if earlier.status == CommandStatus.REJECTED else earlier
+
     async def _reuse(
         self, session: AsyncSession, earlier: CommandRecord, new: CommandRecord
     ) -> Accepted:
-        if earlier.request_hash != new.request_hash:
-            raise IdempotencyConflict(
-                "this Idempotency-Key was already used with a different request body"
-            )
+        _check_same_request(earlier, new.request_hash)
         if earlier.status == CommandStatus.REJECTED:
             earlier.status = CommandStatus.ACCEPTED
             earlier.correlation_id = new.correlation_id

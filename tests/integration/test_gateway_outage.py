@@ -19,7 +19,7 @@ from sqlmodel import col, select
 
 from devstack.stack import LocalStack, StackOptions
 from runtime.db.engine import make_engine, make_sessionmaker
-from runtime.db.models import CommandRecord, CommandStatus
+from runtime.db.models import CommandRecord
 from tests.integration.gateway_client import bus_messages, post_command
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,9 @@ async def test_broker_down_means_503_never_202_and_recovery_brings_202_back(
         async def send(user: str, **headers: str) -> tuple[int, dict[str, str], dict[str, Any]]:
             return await post_command(gw, key, {"type": "ensure-user", "user": user}, **headers)
 
-        assert (await send("before"))[0] == 202
+        accepted_key = f"accepted-{uuid.uuid4()}"
+        status, _, accepted = await send("before", **{"Idempotency-Key": accepted_key})
+        assert status == 202
         await asyncio.to_thread(outage_stack.broker.stop_broker_only)
         try:
             deadline = time.monotonic() + 30
@@ -84,14 +86,16 @@ async def test_broker_down_means_503_never_202_and_recovery_brings_202_back(
             assert "not accepted" in body["error"]["message"]
             for i in range(5):
                 assert (await send(f"during-{i}"))[0] == 503
-            # without a key, refused before anything is written
-            during = [f"during-{i}" for i in range(5)]
+            # refused before anything is written, with a key or without
+            during = ["during", *(f"during-{i}" for i in range(5))]
             assert await _commands_where(outage_stack, col(CommandRecord.user).in_(during)) == []
-            # with one, recorded first (it may be a replay), then marked rejected
-            [refused] = await _commands_where(
-                outage_stack, col(CommandRecord.idempotency_key) == retry_key
-            )
-            assert refused.status == CommandStatus.REJECTED  # never left looking accepted
+            # a replay of a command accepted before needs no bus: answered from the record
+            status, headers, replayed = await send("before", **{"Idempotency-Key": accepted_key})
+            assert (status, headers.get("Idempotent-Replayed")) == (202, "true")
+            assert replayed["id"] == accepted["id"]
+            # ... and the key's other body is still a conflict
+            status, _, body = await send("other", **{"Idempotency-Key": accepted_key})
+            assert (status, body["error"]["code"]) == (409, "idempotency_conflict")
         finally:
             await asyncio.to_thread(outage_stack.broker.start_again)
 
@@ -106,10 +110,13 @@ async def test_broker_down_means_503_never_202_and_recovery_brings_202_back(
         assert await _ready(gw) == 200
 
         # the refused command, retried with its Idempotency-Key, is accepted now
-        status, _, revived = await send("during", **{"Idempotency-Key": retry_key})
-        assert status == 202
-        assert revived["id"] == str(refused.id) and revived["status"] == "accepted"
-        assert len(await bus_messages(outage_stack, revived["id"])) == 1
+        status, _, retried = await send("during", **{"Idempotency-Key": retry_key})
+        assert status == 202 and retried["status"] == "accepted"
+        assert len(await bus_messages(outage_stack, retried["id"])) == 1
+        [record] = await _commands_where(
+            outage_stack, col(CommandRecord.idempotency_key) == retry_key
+        )
+        assert str(record.id) == retried["id"]
 
 
 async def test_readiness_fails_within_seconds_when_the_broker_freezes(
