@@ -76,6 +76,7 @@ bench: install-test
 	$(BENCH) bench/burst.py
 	$(BENCH) bench/burst.py --hubs 2
 	$(BENCH) bench/save_latency.py
+	$(BENCH) bench/outage_refusals.py
 	$(BENCH) bench/reliability/run_all.py
 
 clean:
