@@ -19,7 +19,7 @@ from sqlmodel import col, select
 
 from devstack.stack import LocalStack, StackOptions
 from runtime.db.engine import make_engine, make_sessionmaker
-from runtime.db.models import CommandRecord
+from runtime.db.models import CommandRecord, CommandStatus
 from tests.integration.gateway_client import bus_messages, post_command
 
 pytestmark = pytest.mark.slow
@@ -122,9 +122,18 @@ async def test_broker_down_means_503_never_202_and_recovery_brings_202_back(
 async def test_readiness_fails_within_seconds_when_the_broker_freezes(
     outage_stack: LocalStack,
 ) -> None:
-    """SIGSTOP leaves every connection open but unanswered: readiness must notice anyway."""
+    """SIGSTOP leaves every connection open but unanswered: readiness must notice anyway,
+    and a command the frozen broker never confirms is refused and kept ``rejected``
+    until its retry with the same Idempotency-Key revives it."""
+    key = await asyncio.to_thread(outage_stack.issue_app_key, "freeze-app")
+    retry_key = f"frozen-{uuid.uuid4()}"
     frozen = [psutil.Process(pid) for pid in outage_stack.broker.process_ids()]
     async with aiohttp.ClientSession(base_url=outage_stack.gateway_url) as gw:
+
+        async def send() -> tuple[int, dict[str, str], dict[str, Any]]:
+            command = {"type": "ensure-user", "user": "frozen"}
+            return await post_command(gw, key, command, **{"Idempotency-Key": retry_key})
+
         assert await _ready(gw) == 200
         for process in frozen:
             process.suspend()
@@ -134,10 +143,23 @@ async def test_readiness_fails_within_seconds_when_the_broker_freezes(
             while await _ready(gw) != 503:
                 _before(deadline, "readiness to fail with the broker frozen")
             noticed_after = time.monotonic() - frozen_at
+            # still connected as far as the gateway knows: recorded, never confirmed
+            status, _, body = await send()
+            assert (status, body["error"]["code"]) == (503, "bus_unavailable")
+            [refused] = await _commands_where(
+                outage_stack, col(CommandRecord.idempotency_key) == retry_key
+            )
+            assert refused.status == CommandStatus.REJECTED  # never left looking accepted
         finally:
             for process in frozen:
                 process.resume()
         deadline = time.monotonic() + 30
         while await _ready(gw) != 200:
             _before(deadline, "readiness to come back with the broker thawed")
+        status, _, revived = await send()
+        assert status == 202
+        assert revived["id"] == str(refused.id) and revived["status"] == "accepted"
+        # on the bus now (the unconfirmed publish may surface too once the broker thaws:
+        # consumers take a command's message at least once)
+        assert await bus_messages(outage_stack, revived["id"])
     assert noticed_after < 5
