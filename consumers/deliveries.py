@@ -9,11 +9,13 @@ database transaction, whose connection SQLAlchemy then terminates in the backgro
 for it (shielded): the handling goes on to its end, its ack or nack then fails on the
 dead channel, and the broker delivers the message again, which the processor
 recognises (a finished command only publishes what its outcome left in the outbox).
+A handler that raises instead of settling its message has it given back to its queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 from aiormq.exceptions import AMQPError
@@ -56,7 +58,11 @@ class Deliveries:
                 error=type(exc).__name__,
             )
         except Exception:
-            log.exception("handling a message failed; the broker delivers it again")
+            # Handlers settle their messages themselves; one that raised instead would
+            # hold its message unacked (and its partition) until the channel closed.
+            log.exception("handling a message failed; it goes back to its queue")
+            with contextlib.suppress(Exception):
+                await incoming.nack(requeue=True)
 
     async def drain(self, within: float) -> int:
         """Wait up to ``within`` seconds for the handlings in progress, then cancel the

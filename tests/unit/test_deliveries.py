@@ -19,11 +19,24 @@ class Message:
     def __init__(self, *, channel_open: bool = True) -> None:
         self.channel_open = channel_open
         self.acked = False
+        self.requeued = False
 
     async def ack(self) -> None:
         if not self.channel_open:
             raise ChannelInvalidStateError("No active transport in channel")
         self.acked = True
+
+    async def nack(self, requeue: bool = True) -> None:
+        if not self.channel_open:
+            raise ChannelInvalidStateError("No active transport in channel")
+        self.requeued = requeue
+
+
+class FailingHandler:
+    """Raises instead of settling its message."""
+
+    async def handle(self, incoming: InboundMessage) -> None:
+        raise KeyError("a bug")
 
 
 class TwoStepHandler:
@@ -58,7 +71,7 @@ async def test_a_closed_channel_does_not_cut_the_handling_in_half() -> None:
     handler.proceed.set()
     assert await deliveries.drain(within=5) == 0
     assert handler.steps == ["one", "two"]
-    assert not message.acked  # the broker delivers it again
+    assert not message.acked and not message.requeued  # the broker delivers it again
 
 
 async def test_drain_waits_for_handlings_then_cuts_what_is_left() -> None:
@@ -80,3 +93,9 @@ async def test_drain_waits_for_handlings_then_cuts_what_is_left() -> None:
     results = await asyncio.gather(*callbacks, return_exceptions=True)
     assert results[0] is None
     assert isinstance(results[1], asyncio.CancelledError)
+
+
+async def test_a_handler_that_raised_gives_its_message_back_to_the_queue() -> None:
+    message = Message()
+    await Deliveries(FailingHandler()).handle(message)
+    assert message.requeued and not message.acked
